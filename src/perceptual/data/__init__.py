@@ -1,0 +1,1 @@
+"""Datasets and DataModules: image folders / COCO, built-in sample images, SR crops."""

@@ -1,0 +1,168 @@
+"""LightningDataModules over image folders (COCO train2014 or any tree of images).
+
+What a sample looks like is a task's choice: ``pairs`` turns a crop into the batch dict
+(``{"image": crop}`` for style transfer, ``{"lr", "hr"}`` for super-resolution).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from perceptual.data.images import ImageFileDataset, collate_skipping, require_images
+from perceptual.imaging.io import list_images
+
+log = logging.getLogger(__name__)
+
+PairMaker = Callable[[Tensor], dict[str, Tensor]]
+
+
+def image_only(crop: Tensor) -> dict[str, Tensor]:
+    return {"image": crop}
+
+
+class RandomStyleIndex:
+    """Adds a uniformly random ``style_index`` to each training sample (validation picks its own)."""
+
+    def __init__(self, make: Callable[[Tensor], dict[str, Tensor]], num_styles: int) -> None:
+        self.make = make
+        self.num_styles = num_styles
+
+    def __call__(self, image: Tensor) -> dict[str, Tensor]:
+        sample = self.make(image)
+        sample["style_index"] = torch.randint(self.num_styles, ())
+        return sample
+
+
+class EnsureMinSize:
+    """Upscale images smaller than the crop (with a warning) so a random crop always fits."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image: Tensor) -> Tensor:
+        if min(image.shape[-2:]) >= self.size:
+            return image
+        log.warning("image of %sx%s is smaller than the %s crop: upscaled", *image.shape[-2:], self.size)
+        return v2.functional.resize(image, self.size, antialias=True)
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Shared loader plumbing: crops, the task's pair maker, skip-and-count collation.
+
+    Args:
+        batch_size: training batch size (4 in Johnson et al.).
+        image_size: side of the square training crops (256 style, 288 SR).
+        resize: resize the shorter side to ``image_size`` before cropping (style transfer);
+            ``False`` crops at native resolution (SR patches), upscaling only too-small images.
+        num_workers: DataLoader workers.
+        val_batch_size: defaults to ``batch_size``.
+        pairs: crop -> batch dict; defaults to ``{"image": crop}``.
+        styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
+            training sample then carries a random ``style_index``.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 4,
+        image_size: int = 256,
+        resize: bool = True,
+        num_workers: int = 0,
+        val_batch_size: int | None = None,
+        pairs: PairMaker | None = None,
+        styles: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.resize = resize
+        self.num_workers = num_workers
+        self.val_batch_size = val_batch_size or batch_size
+        self.pairs = pairs or image_only
+        self.styles = list(styles) if styles else []
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def _crop(self, train: bool) -> v2.Transform:
+        first = v2.Resize(self.image_size, antialias=True) if self.resize else EnsureMinSize(self.image_size)
+        crop = v2.RandomCrop(self.image_size) if train else v2.CenterCrop(self.image_size)
+        return v2.Compose([first, crop])
+
+    def transform(self, train: bool) -> Callable[[Tensor], dict[str, Tensor]]:
+        crop = self._crop(train)
+        if not self.styles or not train:
+            return lambda image: self.pairs(crop(image))
+        return RandomStyleIndex(lambda image: self.pairs(crop(image)), len(self.styles))
+
+    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("setup() must run before the dataloaders are requested")
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_skipping,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle and len(dataset) > batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.val_batch_size, shuffle=False)
+
+
+class FolderDataModule(ImageDataModule):
+    """Images from a folder tree, e.g. COCO ``train2014/``; validation from ``val_root`` or held out.
+
+    Args:
+        root: training images (searched recursively).
+        val_root: validation images; when unset, ``val_size`` images of ``root`` are held out.
+        val_size: how many images to validate on (kept small: they are logged as image grids).
+        max_images: use at most this many training images (Johnson et al. SR used 10k COCO images).
+        seed: which images are held out / kept.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        val_root: str | None = None,
+        val_size: int = 8,
+        max_images: int | None = None,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        self.val_root = Path(val_root).expanduser() if val_root else None
+        self.val_size = val_size
+        self.max_images = max_images
+        self.seed = seed
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        files = list_images(self.root) if self.root.exists() else []
+        require_images(files, "data.root", self.root)
+        random.Random(self.seed).shuffle(files)
+        if self.val_root is not None:
+            val_files = list_images(self.val_root)[: self.val_size] if self.val_root.exists() else []
+            require_images(val_files, "data.val_root", self.val_root)
+        else:
+            held_out = min(self.val_size, max(len(files) - 1, 0))
+            val_files, files = files[:held_out], files[held_out:]
+        if self.max_images:
+            files = files[: self.max_images]
+        log.info("data: %d training and %d validation images from %s", len(files), len(val_files), self.root)
+        self.train_set = ImageFileDataset(files, self.transform(train=True))
+        self.val_set = ImageFileDataset(val_files or files[:1], self.transform(train=False))

@@ -1,0 +1,94 @@
+"""Load a trained transformation net from a checkpoint and run it fast on any device.
+
+Inference needs only the net: its config and weights travel in the checkpoint, so neither the
+Hydra config tree nor the loss network's weights are needed to stylise or upscale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from perceptual.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = ("fp32", "bf16", "fp16")
+NET_PREFIX = "net."
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # corrupt or foreign file: report, do not dump a traceback
+        raise DataError(
+            f"cannot read checkpoint {path} ({type(error).__name__}); pass a .ckpt written by train.py"
+        ) from None
+    if not isinstance(checkpoint, dict) or not checkpoint.get("net_config") or "state_dict" not in checkpoint:
+        raise DataError(f"{path} is not a perceptual checkpoint (no net_config); pass a .ckpt written by train.py")
+    return checkpoint
+
+
+def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained net in eval mode, and the checkpoint (for task-specific metadata)."""
+    checkpoint = load_checkpoint(path)
+    net = instantiate(checkpoint["net_config"])
+    state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
+    net.load_state_dict(state)
+    return net.eval(), checkpoint
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
+    return torch.device(device)
+
+
+class Runner:
+    """Runs ``net`` under the chosen fast path: bf16/fp16 autocast, channels_last, torch.compile.
+
+    Output is always float32 in [0, 1] on the CPU side of the caller's choosing.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        device: str = "auto",
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision} is not supported; use one of: {', '.join(PRECISIONS)}")
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("precision=fp16 needs a CUDA device; use precision=bf16 on CPU")
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.channels_last = channels_last
+        net = net.to(self.device).eval()
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net: Callable[..., Tensor] = torch.compile(net, dynamic=True) if compile else net
+
+    @torch.inference_mode()
+    def __call__(self, batch: Tensor, **kwargs: Any) -> Tensor:
+        batch = batch.to(self.device)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
+        with autocast:
+            out = self.net(batch, **kwargs)
+        return out.float().clamp(0, 1)

@@ -1,0 +1,21 @@
+"""Loss terms and the criterion that combines them."""
+
+from perceptual.losses.base import IMAGE, LayerwiseLoss, LossTerm
+from perceptual.losses.criterion import LossOutput, PerceptualCriterion
+from perceptual.losses.feature import FeatureLoss, PixelLoss
+from perceptual.losses.gram import GramStyleLoss, gram_matrix
+from perceptual.losses.tv import TotalVariationLoss, total_variation
+
+__all__ = [
+    "IMAGE",
+    "FeatureLoss",
+    "GramStyleLoss",
+    "LayerwiseLoss",
+    "LossOutput",
+    "LossTerm",
+    "PerceptualCriterion",
+    "PixelLoss",
+    "TotalVariationLoss",
+    "gram_matrix",
+    "total_variation",
+]

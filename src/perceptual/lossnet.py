@@ -1,0 +1,220 @@
+"""VGG-16/19 as a frozen multi-layer feature extractor: the loss network of perceptual losses.
+
+Layers are addressed by name (``conv1_1``, ``relu1_1``, ..., ``pool5``); the network is truncated
+after the deepest requested layer, applies the ImageNet normalisation itself (inputs are RGB in
+[0, 1], the most common source of bad results when done wrong), and never trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models import vgg
+
+from perceptual.errors import ConfigError, WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+Arch = Literal["vgg16", "vgg19"]
+CONVS_PER_BLOCK: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+_VGG_CFG = {"vgg16": "D", "vgg19": "E"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_WEIGHTS_WARNING = (
+    "loss network uses RANDOM weights: losses are not perceptual and results are only good for "
+    "smoke tests; pass loss_net.weights=<path to ImageNet VGG .pth> or cache the torchvision weights"
+)
+_REACHABILITY_TIMEOUT_S = 5.0
+
+
+def vgg_layer_names(arch: Arch) -> list[str]:
+    """Names of ``torchvision.models.<arch>().features`` modules, in order."""
+    if arch not in CONVS_PER_BLOCK:
+        raise ConfigError(f"loss_net.arch={arch!r} is not supported; use one of: {', '.join(CONVS_PER_BLOCK)}")
+    names = []
+    for block, convs in enumerate(CONVS_PER_BLOCK[arch], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def _vgg_features(arch: Arch) -> nn.Sequential:
+    """torchvision's VGG ``features`` alone: building the 120M-parameter classifier is wasted time."""
+    return vgg.make_layers(vgg.cfgs[_VGG_CFG[arch]])
+
+
+def _torchvision_weights(arch: Arch) -> torchvision.models.WeightsEnum:
+    return {"vgg16": torchvision.models.VGG16_Weights, "vgg19": torchvision.models.VGG19_Weights}[arch].IMAGENET1K_V1
+
+
+def _cached_weights_file(arch: Arch) -> Path:
+    """Where ``torch.hub`` keeps the torchvision checkpoint (honours TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_torchvision_weights(arch).url)
+
+
+def _url_reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=_REACHABILITY_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _load_imagenet(arch: Arch) -> dict[str, Tensor]:
+    weights = _torchvision_weights(arch)
+    cached = _cached_weights_file(arch)
+    if not cached.exists() and not _url_reachable(weights.url):
+        raise WeightsUnavailableError(
+            f"ImageNet {arch} weights are not cached at {cached} and cannot be downloaded; "
+            f"put {cached.name} there (or set TORCH_HOME), pass loss_net.weights=<path to a .pth state dict>, "
+            "or loss_net.weights=random for a smoke run"
+        )
+    try:
+        return weights.get_state_dict(progress=True)
+    except Exception as error:  # network or file errors from torch.hub, reported as one line
+        raise WeightsUnavailableError(
+            f"could not load ImageNet {arch} weights ({error}); pass loss_net.weights=<path> or loss_net.weights=random"
+        ) from error
+
+
+def _load_file(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"loss_net.weights={path} does not exist; pass an existing .pth file, imagenet, auto or random"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _features_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Accept a full torchvision VGG state dict (``features.N.*``) or a features-only one (``N.*``)."""
+    if any(key.startswith("features.") for key in state):
+        return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+    return dict(state)
+
+
+class LossNetwork(nn.Module):
+    """Frozen VGG feature extractor returning a dict of the requested named layers.
+
+    Args:
+        layers: every layer any loss term will ask for; the net is truncated after the deepest.
+        arch: ``vgg16`` (Johnson et al., StyleBank) or ``vgg19`` (Gatys et al., contextual loss).
+        weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``random`` (seeded,
+            smoke tests only), ``auto`` (imagenet when cached or downloadable, else random with a
+            loud warning), or a path to a ``.pth`` state dict.
+        seed: initialisation seed for ``random`` weights.
+        pooling: ``max`` as trained, or ``avg`` (Gatys et al. found it gives smoother syntheses).
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[str],
+        arch: Arch = "vgg16",
+        weights: str = "auto",
+        seed: int = 0,
+        pooling: Literal["max", "avg"] = "max",
+    ) -> None:
+        super().__init__()
+        self.arch = arch
+        self.names = vgg_layer_names(arch)
+        self.layers = sorted(set(layers), key=self._index)
+        if not self.layers:
+            raise ConfigError("the loss network was asked for no layers; give at least one loss term with layers")
+        depth = self._index(self.layers[-1]) + 1
+        features = _vgg_features(arch)[:depth]
+        state, self.weights_source = self._resolve_weights(weights, seed)
+        if state is not None:
+            features.load_state_dict({k: v for k, v in _features_state(state).items() if int(k.split(".")[0]) < depth})
+        else:
+            self._random_init(features, seed)
+        for i, module in enumerate(features):
+            if isinstance(module, nn.ReLU):
+                features[i] = nn.ReLU(inplace=False)  # a requested conv output must not be overwritten
+            elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
+                features[i] = nn.AvgPool2d(2, 2)
+        # Held outside the module tree: frozen weights that are not trained stay out of
+        # parameters(), optimisers and checkpoints; they come from ``weights`` every time.
+        self._frozen = [features]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        features.requires_grad_(False)
+        features.eval()
+
+    @property
+    def features(self) -> nn.Sequential:
+        return self._frozen[0]
+
+    def _apply(self, fn, recurse: bool = True):
+        self._frozen[0] = self._frozen[0]._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    @property
+    def is_pretrained(self) -> bool:
+        return self.weights_source != "random"
+
+    def _index(self, layer: str) -> int:
+        try:
+            return self.names.index(layer)
+        except ValueError:
+            raise ConfigError(f"unknown {self.arch} layer {layer!r}; valid layers: {', '.join(self.names)}") from None
+
+    def _resolve_weights(self, weights: str, seed: int) -> tuple[dict[str, Tensor] | None, str]:
+        if weights == "random":
+            log.warning(RANDOM_WEIGHTS_WARNING)
+            return None, "random"
+        if weights == "imagenet":
+            return _load_imagenet(self.arch), "imagenet"
+        if weights == "auto":
+            try:
+                return _load_imagenet(self.arch), "imagenet"
+            except WeightsUnavailableError as error:
+                log.warning("loss_net.weights=auto: %s", error)
+                log.warning(RANDOM_WEIGHTS_WARNING)
+                return None, "random"
+        return _load_file(Path(weights).expanduser()), str(weights)
+
+    @staticmethod
+    def _random_init(features: nn.Sequential, seed: int) -> None:
+        """Re-initialise deterministically (torchvision's own VGG init) without touching the global RNG."""
+        generator = torch.Generator().manual_seed(seed)
+        for module in features:
+            if isinstance(module, nn.Conv2d):
+                std = (2.0 / (module.out_channels * module.kernel_size[0] * module.kernel_size[1])) ** 0.5
+                with torch.no_grad():
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                    module.bias.zero_()
+
+    def forward(self, image: Tensor, layers: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Features of ``image`` (RGB in [0, 1]) at ``layers`` (default: all configured layers).
+
+        Stops after the deepest requested layer, so a pass for shallow layers only is cheap.
+        """
+        wanted = set(self.layers if layers is None else layers)
+        last = max(self._index(layer) for layer in wanted)
+        x = (image - self.mean) / self.std
+        out: dict[str, Tensor] = {}
+        for name, module in zip(self.names[: last + 1], self.features):
+            x = module(x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def channels(self, layer: str) -> int:
+        """Channel count of a layer (64 ... 512), for callers that size things by layer."""
+        index = self._index(layer)
+        convs = [m for m in self.features[: index + 1] if isinstance(m, nn.Conv2d)]
+        return convs[-1].out_channels if convs else 3
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, layers={self.layers}, weights={self.weights_source}"

@@ -1,0 +1,138 @@
+"""Building blocks shared by the transformation networks (Johnson style/SR nets, StyleBank).
+
+Every block takes the same options so that the nets can offer one vocabulary:
+``norm`` (batch | instance | none), upsampling ``mode`` (transpose | nearest) and
+``output`` activation (tanh | clamp).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perceptual.errors import ConfigError
+
+Norm = Literal["batch", "instance", "none"]
+Upsample = Literal["transpose", "nearest"]
+Output = Literal["tanh", "clamp"]
+Padding = Literal["paper", "same"]
+
+NORMS = ("batch", "instance", "none")
+UPSAMPLES = ("transpose", "nearest")
+OUTPUTS = ("tanh", "clamp")
+PADDINGS = ("paper", "same")
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Reject an unknown option with a message that lists the allowed values."""
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not supported; use one of: {', '.join(allowed)}")
+
+
+def make_norm(kind: Norm, channels: int) -> nn.Module:
+    """Batch norm (Johnson et al.), instance norm (Ulyanov et al.; the reference code) or none."""
+    check_choice("norm", kind, NORMS)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class ConvBlock(nn.Sequential):
+    """Reflection-padded convolution, then norm and ReLU (``activation=False`` for output layers)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm: Norm = "batch",
+        activation: bool = True,
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(kernel_size // 2),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride),
+        ]
+        if activation:
+            layers += [make_norm(norm, out_channels), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class UpsampleBlock(nn.Sequential):
+    """x2 upsampling: fractionally strided conv (the paper) or nearest + conv (fewer checkerboards)."""
+
+    def __init__(self, in_channels: int, out_channels: int, mode: Upsample = "transpose", norm: Norm = "batch") -> None:
+        check_choice("upsample", mode, UPSAMPLES)
+        if mode == "transpose":
+            up: list[nn.Module] = [
+                nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
+            ]
+        else:
+            up = [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(in_channels, out_channels, 3),
+            ]
+        super().__init__(*up, make_norm(norm, out_channels), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs and an identity shortcut, no ReLU after the addition (Gross & Wilber).
+
+    ``padding="paper"`` uses unpadded convs and centre-crops the identity by 2 pixels per side,
+    as Johnson et al.'s supplementary describes; ``"same"`` reflection-pads each conv.
+    """
+
+    def __init__(self, channels: int, norm: Norm = "batch", padding: Padding = "same") -> None:
+        super().__init__()
+        check_choice("padding", padding, PADDINGS)
+        self.crop = 2 if padding == "paper" else 0
+        pad = nn.Identity() if padding == "paper" else nn.ReflectionPad2d(1)
+        pad2 = nn.Identity() if padding == "paper" else nn.ReflectionPad2d(1)
+        self.body = nn.Sequential(
+            pad,
+            nn.Conv2d(channels, channels, 3),
+            make_norm(norm, channels),
+            nn.ReLU(inplace=True),
+            pad2,
+            nn.Conv2d(channels, channels, 3),
+            make_norm(norm, channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x[..., self.crop : x.shape[-2] - self.crop, self.crop : x.shape[-1] - self.crop]
+        return identity + self.body(x)
+
+
+class OutputActivation(nn.Module):
+    """Map the last conv to RGB in [0, 1].
+
+    ``tanh``: the paper's scaled tanh, here ``(tanh(x) + 1) / 2``. ``clamp``: linear while training
+    (no dead gradients outside the range), clamped to [0, 1] in eval mode.
+    """
+
+    def __init__(self, kind: Output = "tanh") -> None:
+        super().__init__()
+        check_choice("output", kind, OUTPUTS)
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "tanh":
+            return 0.5 * (torch.tanh(x) + 1.0)
+        return x if self.training else x.clamp(0.0, 1.0)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple of ``multiple``; return the padded tensor and the
+    original size so that ``x[..., :h, :w]`` crops the network output back."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return x, (h, w)

@@ -1,0 +1,118 @@
+"""Johnson et al. (2016) image transformation networks: style transfer and super-resolution.
+
+Both nets share one padding scheme: with ``padding="paper"`` the residual convs are unpadded and
+the input is reflection-padded by the context they consume (40 px for the style net, as in the
+paper's supplementary); with ``"same"`` every conv is padded. Any H x W works: the input is padded
+to what the net needs and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perceptual.errors import ConfigError
+from perceptual.nets.blocks import (
+    PADDINGS,
+    ConvBlock,
+    Norm,
+    Output,
+    OutputActivation,
+    Padding,
+    ResidualBlock,
+    Upsample,
+    UpsampleBlock,
+    check_choice,
+    pad_to_multiple,
+)
+
+SR_SCALES = (2, 4, 8)
+
+
+class _PaddedTransformNet(nn.Module):
+    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output."""
+
+    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int) -> None:
+        super().__init__()
+        self.body = body
+        self.downsample = downsample
+        self.upscale = upscale
+        self.context = context  # pixels per side consumed by unpadded residual convs
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, (h, w) = pad_to_multiple(x, self.downsample)
+        if self.context:
+            c = self.context
+            mode = "reflect" if c < min(x.shape[-2:]) else "replicate"
+            x = F.pad(x, (c, c, c, c), mode=mode)
+        return self.body(x)[..., : h * self.upscale, : w * self.upscale]
+
+
+class StyleTransferNet(_PaddedTransformNet):
+    """c9s1-32, d64, d128, 5 x R128, u64, u32, c9s1-3 (Johnson et al., supplementary Table 1).
+
+    Args:
+        width: channels of the first layer (32 in the paper, 16 in the released code).
+        n_residual: residual blocks (5).
+        norm: ``batch`` (paper) or ``instance`` (released code; better stylisation).
+        upsample: ``transpose`` (fractionally strided convs, paper) or ``nearest`` + conv.
+        padding: ``paper`` (reflection pad + unpadded residual convs) or ``same``.
+        output: ``tanh`` (scaled tanh, paper) or ``clamp``.
+    """
+
+    def __init__(
+        self,
+        width: int = 32,
+        n_residual: int = 5,
+        norm: Norm = "batch",
+        upsample: Upsample = "transpose",
+        padding: Padding = "paper",
+        output: Output = "tanh",
+    ) -> None:
+        check_choice("padding", padding, PADDINGS)
+        w = width
+        body = nn.Sequential(
+            ConvBlock(3, w, 9, 1, norm),
+            ConvBlock(w, 2 * w, 3, 2, norm),
+            ConvBlock(2 * w, 4 * w, 3, 2, norm),
+            *[ResidualBlock(4 * w, norm, padding) for _ in range(n_residual)],
+            UpsampleBlock(4 * w, 2 * w, upsample, norm),
+            UpsampleBlock(2 * w, w, upsample, norm),
+            ConvBlock(w, 3, 9, 1, activation=False),
+            OutputActivation(output),
+        )
+        context = 2 * n_residual * 4 if padding == "paper" else 0
+        super().__init__(body, downsample=4, upscale=1, context=context)
+
+
+class SuperResolutionNet(_PaddedTransformNet):
+    """c9s1-64, 4 x R64, log2(scale) x u64, c9s1-3 (Johnson et al., supplementary Table 2).
+
+    x4 maps 72x72 to 288x288 and x8 36x36 to 288x288; options as :class:`StyleTransferNet`.
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        width: int = 64,
+        n_residual: int = 4,
+        norm: Norm = "batch",
+        upsample: Upsample = "transpose",
+        padding: Padding = "same",
+        output: Output = "tanh",
+    ) -> None:
+        if scale not in SR_SCALES:
+            raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
+        check_choice("padding", padding, PADDINGS)
+        body = nn.Sequential(
+            ConvBlock(3, width, 9, 1, norm),
+            *[ResidualBlock(width, norm, padding) for _ in range(n_residual)],
+            *[UpsampleBlock(width, width, upsample, norm) for _ in range(int(math.log2(scale)))],
+            ConvBlock(width, 3, 9, 1, activation=False),
+            OutputActivation(output),
+        )
+        context = 2 * n_residual if padding == "paper" else 0
+        super().__init__(body, downsample=1, upscale=scale, context=context)
+        self.scale = scale

@@ -1,0 +1,87 @@
+"""Training plumbing shared by every task: optimiser, per-term logging, validation images,
+and checkpoints that carry what inference needs (the net's config) but not the loss network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from perceptual.data.images import SKIPPED
+from perceptual.losses.criterion import LossOutput, PerceptualCriterion
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+
+
+class TransformTask(pl.LightningModule):
+    """A transformation net trained with a perceptual criterion.
+
+    Args:
+        net: the image transformation network (the only thing stylize/evaluate need).
+        criterion: loss terms + loss network.
+        optimizer: factory taking the parameters (Hydra ``_partial_: true``).
+        scheduler: optional factory taking the optimiser, stepped every step.
+        net_config: the net's Hydra config (``_target_`` + kwargs), saved in checkpoints so that
+            inference can rebuild the net without Hydra configs or loss-network weights.
+        channels_last: NHWC memory format (faster convolutions on recent CPUs and GPUs).
+    """
+
+    task_name = "transform"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        criterion: PerceptualCriterion,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        net_config: dict[str, Any] | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.net_config = net_config
+        self.channels_last = channels_last
+        self.skipped_images = 0
+        self.validation_images: dict[str, Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def prepare_input(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def count_skipped(self, batch: dict[str, Any]) -> bool:
+        """Log unreadable images; return False when nothing in the batch was readable."""
+        self.skipped_images += int(batch.get(SKIPPED, 0))
+        self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
+        return len(batch) > 1
+
+    def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
+        on_step = stage == "train"
+        options = {"on_step": on_step, "on_epoch": not on_step, "batch_size": batch_size, "sync_dist": not on_step}
+        values = {f"{stage}/{name}": value.detach() for name, value in losses.terms.items()}
+        self.log_dict(values, **options)
+        self.log(f"{stage}/loss", losses.total.detach(), prog_bar=True, **options)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["net_config"] = self.net_config
+        checkpoint["task"] = self.task_name

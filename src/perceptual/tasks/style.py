@@ -1,0 +1,63 @@
+"""Real-time style transfer (Johnson et al. 2016): one net per style, trained on content photos."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from perceptual.data.sample import resolve_image
+from perceptual.tasks.base import TransformTask
+
+
+def load_style(spec: str, size: int | None) -> Tensor:
+    """A style image from a path or built-in name, its shorter side resized to ``size`` if given."""
+    image = resolve_image(spec, key="style")
+    return TF.resize(image, size, antialias=True) if size else image
+
+
+class StyleTransferTask(TransformTask):
+    """Train ``net`` so that ``criterion(net(x), target=x)`` (content + style + TV) is small.
+
+    Args:
+        style: style image path or built-in name (``mosaic``).
+        style_size: resize the style image's shorter side (``None`` keeps it).
+        **kwargs: see :class:`TransformTask`.
+    """
+
+    task_name = "style"
+
+    def __init__(self, style: str, style_size: int | None = 256, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.style_image = load_style(style, style_size)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self.criterion.set_styles([self.style_image.to(self.device)])
+
+    def on_validation_start(self) -> None:
+        if self.criterion.needs_styles and not self.criterion.num_styles:
+            self.criterion.set_styles([self.style_image.to(self.device)])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if not self.count_skipped(batch):
+            return None
+        content = self.prepare_input(batch["image"])
+        losses = self.criterion(self.net(content), target=content)
+        self.log_losses("train", losses, content.shape[0])
+        return losses.total
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if "image" not in batch:
+            return
+        content = self.prepare_input(batch["image"])
+        output = self.net(content)
+        self.log_losses("val", self.criterion(output, target=content), content.shape[0])
+        if batch_idx == 0:
+            self.validation_images = {"content": content.float(), "stylised": output.detach().float().clamp(0, 1)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["style_image"] = self.style_image.mul(255).round().to(torch.uint8)

@@ -1,0 +1,86 @@
+"""Compose a training run from a Hydra config: data, net, criterion, task, trainer."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from perceptual.callbacks import AtomicCheckpointIO
+from perceptual.errors import ConfigError, DataError
+from perceptual.losses.criterion import PerceptualCriterion
+from perceptual.lossnet import RANDOM_WEIGHTS_WARNING
+
+log = logging.getLogger(__name__)
+
+
+def build_criterion(loss: DictConfig, loss_net: DictConfig) -> PerceptualCriterion:
+    """The criterion of ``loss.terms`` with a loss network truncated to the layers they use."""
+    terms = loss.get("terms")
+    if not terms:
+        raise ConfigError("loss.terms is empty; choose loss=style|perceptual|pixel|... or add terms")
+    for name, term in terms.items():
+        if term is not None and "_target_" not in term:
+            raise ConfigError(
+                f"loss.terms.{name} has no _target_; give the term's class, e.g. perceptual.losses.FeatureLoss"
+            )
+    return PerceptualCriterion(
+        {name: instantiate(term) for name, term in terms.items()}, loss_net=instantiate(loss_net)
+    )
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """Scalar config values keyed by dotted path, for TensorBoard's hparams view of a sweep."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        elif isinstance(node, list):
+            flat[prefix[:-1]] = str(node)
+        elif node is None or isinstance(node, (bool, int, float, str)):
+            flat[prefix[:-1]] = "null" if node is None else node
+
+    walk({k: v for k, v in container.items() if k not in ("hydra", "paths", "callbacks", "logger")}, "")
+    return flat
+
+
+def checkpoint_path(path: str | None) -> str | None:
+    if path is not None and not Path(path).is_file():
+        raise DataError(
+            f"ckpt_path={path} does not exist; pass an existing .ckpt (e.g. outputs/.../checkpoints/last.ckpt)"
+        )
+    return path
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
+    pl.seed_everything(cfg.seed, workers=True)
+    ckpt_path = checkpoint_path(cfg.get("ckpt_path"))
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)
+    criterion = build_criterion(cfg.loss, cfg.loss_net)
+    task = instantiate(cfg.task, net=net, criterion=criterion)
+    task.net_config = OmegaConf.to_container(cfg.model, resolve=True)  # not via instantiate: it would build it
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
+    hparams = flat_hparams(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(hparams)
+    if criterion.loss_net is not None and not criterion.loss_net.is_pretrained:
+        output_dir = Path(cfg.paths.output_dir)
+        (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")
+        for logger in loggers:
+            if hasattr(logger.experiment, "add_text"):
+                logger.experiment.add_text("warnings", RANDOM_WEIGHTS_WARNING)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    log.info("finished at step %d: %s", trainer.global_step, metrics)
+    return metrics

@@ -1,0 +1,66 @@
+"""Shared fixtures: repository paths, CLI runners, small generated images."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_cli(script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``src/<script>`` as a user would, from the repository root."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "src" / script), *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The benchmark/style/content images beside the repository; tests skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available in this checkout")
+    return SHARED_DATA
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 48), seed: int = 0) -> list[Path]:
+    """Smooth random RGB images (gradients + noise) as PNG files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
+        base = np.stack([xx / size[1], yy / size[0], (xx + yy) / sum(size)], axis=-1) * 200
+        image = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:03d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    write_images(tmp_path / "images", 6)
+    return tmp_path / "images"
+
+
+@pytest.fixture(scope="session")
+def trained_style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short style-transfer training through the CLI, shared by the tests that need a checkpoint."""
+    run_dir = tmp_path_factory.mktemp("style_run")
+    result = run_cli("train.py", "debug=fast", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torchvision.models import vgg
+
+from perceptual import lossnet
+from perceptual.errors import ConfigError, WeightsUnavailableError
+from perceptual.lossnet import LossNetwork, vgg_layer_names
+
+# (layer, channels, stride) for VGG-16
+VGG16_LAYERS = [
+    ("relu1_2", 64, 1),
+    ("relu2_2", 128, 2),
+    ("relu3_3", 256, 4),
+    ("relu4_3", 512, 8),
+    ("relu5_3", 512, 16),
+    ("pool5", 512, 32),
+]
+
+
+def test_layer_names_follow_torchvision_modules() -> None:
+    for arch, count in (("vgg16", 31), ("vgg19", 37)):
+        names = vgg_layer_names(arch)
+        assert len(names) == count == len(vgg.make_layers(vgg.cfgs[{"vgg16": "D", "vgg19": "E"}[arch]]))
+    names = vgg_layer_names("vgg19")
+    assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert "relu5_4" in names and "relu5_4" not in vgg_layer_names("vgg16")
+
+
+def test_channels_and_strides() -> None:
+    net = LossNetwork([name for name, _, _ in VGG16_LAYERS], weights="random")
+    features = net(torch.rand(1, 3, 64, 64))
+    for name, channels, stride in VGG16_LAYERS:
+        assert features[name].shape == (1, channels, 64 // stride, 64 // stride), name
+        assert net.channels(name) == channels
+
+
+def test_truncated_after_deepest_layer_and_frozen() -> None:
+    net = LossNetwork(["relu2_2", "relu1_2"], weights="random")
+    assert len(net.features) == vgg_layer_names("vgg16").index("relu2_2") + 1
+    assert list(net.parameters()) == []  # frozen weights stay out of optimisers
+    assert net.state_dict() == {}  # and out of checkpoints
+    assert all(not p.requires_grad for p in net.features.parameters())
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    net(x)["relu2_2"].sum().backward()
+    assert x.grad is not None  # gradients reach the input
+
+
+def test_applies_imagenet_normalisation_itself() -> None:
+    net = LossNetwork(["conv1_1"], weights="random")
+    x = torch.rand(1, 3, 8, 8)
+    mean = torch.tensor(lossnet.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(lossnet.IMAGENET_STD).view(1, 3, 1, 1)
+    expected = net.features[0]((x - mean) / std)
+    torch.testing.assert_close(net(x)["conv1_1"], expected)
+
+
+def test_requested_conv_output_is_not_overwritten_by_relu() -> None:
+    net = LossNetwork(["conv1_1", "relu1_1"], weights="random")
+    out = net(torch.rand(1, 3, 8, 8))
+    assert (out["conv1_1"] < 0).any()
+    torch.testing.assert_close(out["relu1_1"], out["conv1_1"].clamp(min=0))
+
+
+def test_random_weights_are_seeded_and_warn(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        a = LossNetwork(["relu1_2"], weights="random", seed=3)
+    b = LossNetwork(["relu1_2"], weights="random", seed=3)
+    c = LossNetwork(["relu1_2"], weights="random", seed=4)
+    assert "RANDOM" in caplog.text
+    torch.testing.assert_close(a.features[0].weight, b.features[0].weight)
+    assert not torch.equal(a.features[0].weight, c.features[0].weight)
+    assert not a.is_pretrained
+
+
+def test_weights_from_local_file(tmp_path) -> None:
+    reference = vgg.make_layers(vgg.cfgs["D"])  # saved like torchvision's VGG16 state dict
+    path = tmp_path / "vgg16.pth"
+    torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
+    net = LossNetwork(["relu3_3"], weights=str(path))
+    torch.testing.assert_close(net.features[10].weight, reference[10].weight)
+    assert net.is_pretrained
+
+
+def test_missing_imagenet_weights_fail_fast_with_actionable_message(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(lossnet, "_url_reachable", lambda url: False)
+    with pytest.raises(WeightsUnavailableError) as error:
+        LossNetwork(["relu2_2"], weights="imagenet")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "loss_net.weights=<path" in message and "loss_net.weights=random" in message
+    assert str(tmp_path) in message  # honours TORCH_HOME
+
+
+def test_auto_falls_back_to_random_with_warning(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(lossnet, "_url_reachable", lambda url: False)
+    with caplog.at_level(logging.WARNING):
+        net = LossNetwork(["relu2_2"], weights="auto")
+    assert net.weights_source == "random"
+    assert "RANDOM" in caplog.text
+
+
+def test_missing_weights_file_and_unknown_layer_are_config_errors(tmp_path) -> None:
+    with pytest.raises(WeightsUnavailableError, match="does not exist"):
+        LossNetwork(["relu2_2"], weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(ConfigError, match="unknown vgg16 layer 'relu5_4'"):
+        LossNetwork(["relu5_4"], weights="random")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perceptual.errors import ConfigError
+from perceptual.nets import StyleTransferNet, SuperResolutionNet
+
+
+@pytest.mark.parametrize("padding", ["paper", "same"])
+@pytest.mark.parametrize("upsample", ["transpose", "nearest"])
+def test_style_net_keeps_any_size(padding: str, upsample: str) -> None:
+    net = StyleTransferNet(width=8, padding=padding, upsample=upsample, norm="instance").eval()
+    for size in [(32, 32), (17, 23), (45, 64), (64, 45)]:
+        out = net(torch.rand(2, 3, *size))
+        assert out.shape == (2, 3, *size)
+        assert out.min() >= 0 and out.max() <= 1
+
+
+def test_style_net_paper_layout() -> None:
+    net = StyleTransferNet()
+    assert net.context == 40  # reflection padding 40 for 5 unpadded residual blocks
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(1.68e6, rel=0.01)
+
+
+@pytest.mark.parametrize(("scale", "size"), [(2, 144), (4, 72), (8, 36)])
+def test_sr_net_maps_to_288(scale: int, size: int) -> None:
+    net = SuperResolutionNet(scale=scale, width=16).eval()
+    assert net(torch.rand(1, 3, size, size)).shape == (1, 3, 288, 288)
+    assert net(torch.rand(1, 3, 7, 5)).shape == (1, 3, 7 * scale, 5 * scale)
+
+
+def test_sr_net_paper_padding_keeps_size() -> None:
+    net = SuperResolutionNet(scale=4, width=8, padding="paper").eval()
+    assert net(torch.rand(1, 3, 13, 9)).shape == (1, 3, 52, 36)
+
+
+def test_output_modes() -> None:
+    net = StyleTransferNet(width=8, output="clamp")
+    x = torch.rand(1, 3, 16, 16)
+    assert net.eval()(x).min() >= 0
+    with pytest.raises(ConfigError, match="use one of: tanh, clamp"):
+        StyleTransferNet(output="sigmoid")
+
+
+def test_invalid_scale_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="scale=3 is not supported; use one of: 2, 4, 8"):
+        SuperResolutionNet(scale=3)
