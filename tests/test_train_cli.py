@@ -98,6 +98,9 @@ def test_multirun_sweep_gives_one_run_per_job(tmp_path: Path) -> None:
         hparams = (tmp_path / job / "tensorboard" / "hparams.yaml").read_text()
         assert "loss.terms.style.weight" in hparams
     assert "loss.terms.style.weight: 100" in (tmp_path / "1" / "tensorboard" / "hparams.yaml").read_text()
+    events = EventAccumulator(str(tmp_path / "1" / "tensorboard"))
+    events.Reload()
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")  # HParams view compares the jobs
 
 
 def test_corrupt_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams
 
 from perceptual.callbacks import AtomicCheckpointIO
 from perceptual.errors import ConfigError, DataError
@@ -16,6 +18,8 @@ from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.lossnet import RANDOM_WEIGHTS_WARNING
 
 log = logging.getLogger(__name__)
+
+HPARAM_METRICS = ("train/loss", "val/loss", "val/psnr", "val/ssim")
 
 
 def build_criterion(loss: DictConfig, loss_net: DictConfig) -> PerceptualCriterion:
@@ -51,6 +55,17 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Record the flattened config; in TensorBoard also declare the metrics the HParams view
+    should tabulate, so a multirun directory compares jobs by their final losses and PSNR."""
+    params = flat_hparams(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(params)
+        if isinstance(logger, TensorBoardLogger):
+            for summary in hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0)):
+                logger.experiment._get_file_writer().add_summary(summary)
+
+
 def checkpoint_path(path: str | None) -> str | None:
     if path is not None and not Path(path).is_file():
         raise DataError(
@@ -71,9 +86,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
-    hparams = flat_hparams(cfg)
-    for logger in loggers:
-        logger.log_hyperparams(hparams)
+    log_hparams(loggers, cfg)
     if criterion.loss_net is not None and not criterion.loss_net.is_pretrained:
         output_dir = Path(cfg.paths.output_dir)
         (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")

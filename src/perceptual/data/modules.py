@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -68,6 +68,8 @@ class ImageDataModule(pl.LightningDataModule):
         pairs: crop -> batch dict; defaults to ``{"image": crop}``.
         styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
             training sample then carries a random ``style_index``.
+        val_sets: extra named validation datasets (e.g. SR benchmarks), one loader each at batch
+            size 1 after the held-out crops; tasks log their metrics under ``val/<name>/...``.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class ImageDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         pairs: PairMaker | None = None,
         styles: Sequence[str] | None = None,
+        val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -88,6 +91,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.pairs = pairs or image_only
         self.styles = list(styles) if styles else []
+        self.val_sets = dict(val_sets or {})
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -118,8 +122,16 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.val_batch_size, shuffle=False)
+    @property
+    def val_set_names(self) -> list[str]:
+        """Name per validation loader: ``""`` for the held-out crops, then each of ``val_sets``."""
+        return ["", *self.val_sets]
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        crops = self._loader(self.val_set, self.val_batch_size, shuffle=False)
+        if not self.val_sets:
+            return crops
+        return [crops, *(self._loader(dataset, 1, shuffle=False) for dataset in self.val_sets.values())]
 
 
 class FolderDataModule(ImageDataModule):

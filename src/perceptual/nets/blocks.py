@@ -42,6 +42,23 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+class ReflectionPad(nn.Module):
+    """Reflection padding that falls back to replicate padding for inputs too small to reflect
+    (tiny LR inputs, tiny test images) instead of failing."""
+
+    def __init__(self, padding: int) -> None:
+        super().__init__()
+        self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.padding
+        mode = "reflect" if p < min(x.shape[-2:]) else "replicate"
+        return F.pad(x, (p, p, p, p), mode=mode)
+
+    def extra_repr(self) -> str:
+        return str(self.padding)
+
+
 class ConvBlock(nn.Sequential):
     """Reflection-padded convolution, then norm and ReLU (``activation=False`` for output layers)."""
 
@@ -55,7 +72,7 @@ class ConvBlock(nn.Sequential):
         activation: bool = True,
     ) -> None:
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(kernel_size // 2),
+            ReflectionPad(kernel_size // 2),
             nn.Conv2d(in_channels, out_channels, kernel_size, stride),
         ]
         if activation:
@@ -75,7 +92,7 @@ class UpsampleBlock(nn.Sequential):
         else:
             up = [
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.ReflectionPad2d(1),
+                ReflectionPad(1),
                 nn.Conv2d(in_channels, out_channels, 3),
             ]
         super().__init__(*up, make_norm(norm, out_channels), nn.ReLU(inplace=True))
@@ -92,8 +109,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
         self.crop = 2 if padding == "paper" else 0
-        pad = nn.Identity() if padding == "paper" else nn.ReflectionPad2d(1)
-        pad2 = nn.Identity() if padding == "paper" else nn.ReflectionPad2d(1)
+        pad = nn.Identity() if padding == "paper" else ReflectionPad(1)
+        pad2 = nn.Identity() if padding == "paper" else ReflectionPad(1)
         self.body = nn.Sequential(
             pad,
             nn.Conv2d(channels, channels, 3),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
@@ -21,6 +20,7 @@ from perceptual.nets.blocks import (
     Output,
     OutputActivation,
     Padding,
+    ReflectionPad,
     ResidualBlock,
     Upsample,
     UpsampleBlock,
@@ -40,13 +40,12 @@ class _PaddedTransformNet(nn.Module):
         self.downsample = downsample
         self.upscale = upscale
         self.context = context  # pixels per side consumed by unpadded residual convs
+        self.pad = ReflectionPad(context)
 
     def forward(self, x: Tensor) -> Tensor:
         x, (h, w) = pad_to_multiple(x, self.downsample)
         if self.context:
-            c = self.context
-            mode = "reflect" if c < min(x.shape[-2:]) else "replicate"
-            x = F.pad(x, (c, c, c, c), mode=mode)
+            x = self.pad(x)
         return self.body(x)[..., : h * self.upscale, : w * self.upscale]
 
 

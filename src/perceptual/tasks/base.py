@@ -68,8 +68,14 @@ class TransformTask(pl.LightningModule):
         return len(batch) > 1
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
-        on_step = stage == "train"
-        options = {"on_step": on_step, "on_epoch": not on_step, "batch_size": batch_size, "sync_dist": not on_step}
+        on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"
+        options = {
+            "on_step": on_step,
+            "on_epoch": not on_step,
+            "batch_size": batch_size,
+            "sync_dist": not on_step,
+            "add_dataloader_idx": False,
+        }
         values = {f"{stage}/{name}": value.detach() for name, value in losses.terms.items()}
         self.log_dict(values, **options)
         self.log(f"{stage}/loss", losses.total.detach(), prog_bar=True, **options)

@@ -1,0 +1,130 @@
+"""Super-resolution data: the paper's training degradation and the benchmark-set protocol.
+
+Training (Johnson et al. 2016): HR crops, LR = Gaussian blur (sigma 1.0) then bicubic downsampling.
+Benchmarks (Set5, Set14, ...): LR made by MATLAB ``imresize`` bicubic alone, shipped as
+``img_001_SRF_4_LR.png`` beside ``img_001_SRF_4_HR.png``; HR-only folders get their LR made the
+same way. The two are kept apart on purpose: numbers in published tables use the second.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from perceptual.errors import ConfigError, DataError
+from perceptual.imaging.color import quantize
+from perceptual.imaging.io import list_images, load_image
+from perceptual.imaging.resize import imresize
+from perceptual.nets.johnson import SR_SCALES
+
+log = logging.getLogger(__name__)
+
+PAIR_NAME = re.compile(r"^(?P<stem>.+)_SRF_(?P<scale>\d+)_(?P<kind>HR|LR)$", re.IGNORECASE)
+
+
+def check_scale(scale: int) -> int:
+    if scale not in SR_SCALES:
+        raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
+    return scale
+
+
+def modcrop(image: Tensor, scale: int) -> Tensor:
+    """Crop H and W down to multiples of ``scale`` (bottom/right), as the benchmark protocol does."""
+    h, w = image.shape[-2:]
+    return image[..., : h - h % scale, : w - w % scale]
+
+
+def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    if sigma <= 0:
+        return image
+    kernel = 2 * round(3 * sigma) + 1
+    return TF.gaussian_blur(image, [kernel, kernel], [sigma, sigma])
+
+
+class SRDegradation:
+    """HR crop -> ``{"lr", "hr"}`` with LR = MATLAB-bicubic(blur(HR, sigma), 1/scale), quantised to 8 bit.
+
+    Quantising matches what a saved LR image holds, so training sees the same inputs as evaluation.
+    """
+
+    def __init__(self, scale: int, blur_sigma: float = 1.0, quantize_lr: bool = True) -> None:
+        self.scale = check_scale(scale)
+        self.blur_sigma = blur_sigma
+        self.quantize_lr = quantize_lr
+
+    def degrade(self, hr: Tensor) -> Tensor:
+        lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale)
+        return quantize(lr) if self.quantize_lr else lr.clamp(0, 1)
+
+    def __call__(self, crop: Tensor) -> dict[str, Tensor]:
+        hr = modcrop(crop, self.scale)
+        return {"lr": self.degrade(hr), "hr": hr}
+
+
+def benchmark_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
+    """(name, HR path, LR path or None) for a benchmark folder: named HR/LR pairs or HR-only images."""
+    files = list_images(root)
+    named = {}
+    for path in files:
+        match = PAIR_NAME.match(path.stem)
+        if match and int(match["scale"]) == scale:
+            named.setdefault(match["stem"], {})[match["kind"].upper()] = path
+    if named:
+        return [(stem, pair["HR"], pair.get("LR")) for stem, pair in sorted(named.items()) if "HR" in pair]
+    # No pairs at this scale: HR images of another scale's pairs (e.g. x8 from the x4 folder), else every image.
+    matches = ((m, p) for p in files if (m := PAIR_NAME.match(p.stem)))
+    other_hr = {m["stem"]: p for m, p in matches if m["kind"].upper() == "HR"}
+    if other_hr:
+        return [(stem, path, None) for stem, path in sorted(other_hr.items())]
+    return [(p.stem, p, None) for p in files if not PAIR_NAME.match(p.stem)]
+
+
+class SRBenchmark(Dataset):
+    """A benchmark folder as ``{"lr", "hr", "name"}`` samples (full images: use batch size 1).
+
+    Args:
+        root: folder of ``*_SRF_<scale>_HR/LR`` pairs (LR used as given) or of HR images.
+        scale: upscaling factor.
+        blur_sigma: for HR-only folders, blur before bicubic (0 = the benchmark protocol, bicubic only).
+    """
+
+    def __init__(self, root: str | Path, scale: int, blur_sigma: float = 0.0) -> None:
+        self.root = Path(root).expanduser()
+        self.scale = check_scale(scale)
+        if not self.root.is_dir():
+            raise DataError(f"benchmark folder {self.root} does not exist; pass a folder of HR (and LR) images")
+        self.pairs = benchmark_pairs(self.root, self.scale)
+        if not self.pairs:
+            raise DataError(f"{self.root} holds no HR images for scale {scale}; pass a folder of images")
+        self.blur_sigma = blur_sigma
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> dict[str, Tensor | str]:
+        """Sample ``index``; :class:`DataError` naming the file when it is unreadable or its LR does not fit its HR."""
+        name, hr_path, lr_path = self.pairs[index]
+        hr = modcrop(load_image(hr_path), self.scale)
+        if lr_path is None:
+            lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale, uint8=self.blur_sigma == 0)
+            return {"lr": quantize(lr), "hr": hr, "name": name}
+        lr = load_image(lr_path)
+        if tuple(lr.shape[-2:]) != (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale):
+            raise DataError(
+                f"LR {lr_path} ({lr.shape[-2]}x{lr.shape[-1]}) does not match HR {hr_path} "
+                f"({hr.shape[-2]}x{hr.shape[-1]} after modcrop) at x{self.scale}; fix or remove the pair"
+            )
+        return {"lr": lr, "hr": hr, "name": name}
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | str] | None:
+        """The sample, or None (logged) so that validation skips a bad pair instead of stopping."""
+        try:
+            return self.load(index)
+        except DataError as error:
+            log.warning("skipping benchmark image: %s", error)
+            return None
