@@ -74,3 +74,19 @@ def test_optimize_cli_writes_image_curve_and_logs(tmp_path: Path) -> None:
     rows = (tmp_path / "loss_curve.csv").read_text().splitlines()
     assert rows[0] == "iteration,seconds,loss,content,style,tv" and len(rows) == 6
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_training_callback_logs_panels_for_the_loss_layers(tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py",
+        "debug=fast",
+        "trainer.max_steps=2",
+        "callbacks=reconstructions",
+        "callbacks.layer_reconstructions.steps=2",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = set(events.Tags()["images"])
+    assert {"reconstruction/feature/relu2_2", "reconstruction/style/relu1_2+relu2_2+relu3_3+relu4_3"} <= tags

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
@@ -16,7 +17,7 @@ from torchvision.utils import make_grid
 from perceptual.gatys import Optimizer, initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
-from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses import IMAGE, FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.lossnet import LossNetwork
 from perceptual.optimization import load_resized
 
@@ -75,3 +76,28 @@ def run_reconstruction(cfg: DictConfig) -> dict[str, Tensor]:
         writer.add_image("reconstruction/original", image.clamp(0, 1), 0)
         write_panels(panels, writer, output_dir)
     return panels
+
+
+class LayerReconstructions(pl.Callback):
+    """At the end of training, reconstruct the first validation image from each layer the current
+    loss uses (feature terms: one panel per layer; style terms: their layer set), from noise, and log
+    the panels to TensorBoard and as PNGs: what the trained objective can 'see'."""
+
+    def __init__(self, dirpath: str, steps: int = 100) -> None:
+        self.dirpath = Path(dirpath)
+        self.steps = steps
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        criterion = getattr(pl_module, "criterion", None)
+        images = getattr(pl_module, "validation_images", {})
+        if not trainer.is_global_zero or criterion is None or criterion.loss_net is None or not images:
+            return
+        image = next(iter(images.values()))[:1].float()
+        terms = criterion.terms.values()
+        feature_layers = sorted({layer for t in terms if t.reference == "target" for layer in t.layers} - {IMAGE})
+        style_sets = [t.layers for t in terms if isinstance(t, GramStyleLoss)]
+        with torch.enable_grad():
+            panels = reconstruct(image, criterion.loss_net, feature_layers, style_sets, self.steps)
+        for logger in trainer.loggers:
+            if hasattr(logger.experiment, "add_image"):
+                write_panels(panels, logger.experiment, self.dirpath, trainer.global_step)
