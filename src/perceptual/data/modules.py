@@ -63,6 +63,8 @@ class ImageDataModule(pl.LightningDataModule):
         image_size: side of the square training crops (256 style, 288 SR).
         resize: resize the shorter side to ``image_size`` before cropping (style transfer);
             ``False`` crops at native resolution (SR patches), upscaling only too-small images.
+        val_image_size: side of the validation crops (default ``image_size``); larger crops make
+            more telling sample images at little cost, since validation runs no backward pass.
         num_workers: DataLoader workers.
         val_batch_size: defaults to ``batch_size``.
         pairs: crop -> batch dict; defaults to ``{"image": crop}``.
@@ -76,6 +78,7 @@ class ImageDataModule(pl.LightningDataModule):
         self,
         batch_size: int = 4,
         image_size: int = 256,
+        val_image_size: int | None = None,
         resize: bool = True,
         num_workers: int = 0,
         val_batch_size: int | None = None,
@@ -86,6 +89,7 @@ class ImageDataModule(pl.LightningDataModule):
         super().__init__()
         self.batch_size = batch_size
         self.image_size = image_size
+        self.val_image_size = val_image_size or image_size
         self.resize = resize
         self.num_workers = num_workers
         self.val_batch_size = val_batch_size or batch_size
@@ -96,8 +100,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def _crop(self, train: bool) -> v2.Transform:
-        first = v2.Resize(self.image_size, antialias=True) if self.resize else EnsureMinSize(self.image_size)
-        crop = v2.RandomCrop(self.image_size) if train else v2.CenterCrop(self.image_size)
+        size = self.image_size if train else self.val_image_size
+        first = v2.Resize(size, antialias=True) if self.resize else EnsureMinSize(size)
+        crop = v2.RandomCrop(size) if train else v2.CenterCrop(size)
         return v2.Compose([first, crop])
 
     def transform(self, train: bool) -> Callable[[Tensor], dict[str, Tensor]]:

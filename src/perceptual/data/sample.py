@@ -95,9 +95,10 @@ class SampleDataModule(ImageDataModule):
         self.resize_to = resize_to
 
     def _crop(self, train: bool) -> v2.Transform:
+        if not train:
+            return v2.Compose([v2.Resize(self.val_image_size, antialias=True), v2.CenterCrop(self.val_image_size)])
         size = round(self.image_size * self.resize_to)
-        crop = v2.RandomCrop(self.image_size) if train else v2.CenterCrop(self.image_size)
-        return v2.Compose([v2.Resize(size, antialias=True), crop, *([v2.RandomHorizontalFlip()] if train else [])])
+        return v2.Compose([v2.Resize(size, antialias=True), v2.RandomCrop(self.image_size), v2.RandomHorizontalFlip()])
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
