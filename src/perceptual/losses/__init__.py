@@ -1,6 +1,7 @@
 """Loss terms and the criterion that combines them."""
 
 from perceptual.losses.base import IMAGE, LayerwiseLoss, LossTerm
+from perceptual.losses.contextual import ContextualLoss
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.losses.feature import FeatureLoss, PixelLoss
 from perceptual.losses.gram import GramStyleLoss, gram_matrix
@@ -8,6 +9,7 @@ from perceptual.losses.tv import TotalVariationLoss, total_variation
 
 __all__ = [
     "IMAGE",
+    "ContextualLoss",
     "FeatureLoss",
     "GramStyleLoss",
     "LayerwiseLoss",
