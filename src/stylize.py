@@ -2,6 +2,12 @@
 
     python src/stylize.py ckpt=outputs/style/<run>/checkpoints/last.ckpt input=photos/ output=styled/
 
+StyleBank checkpoints take a bank or a fusion of banks (see perceptual.fusion):
+
+    python src/stylize.py ckpt=... input=... output=... style=2
+    python src/stylize.py ckpt=... input=... output=... styles=[0,1] weights=[0.3,0.7] strength=0.8
+    python src/stylize.py ckpt=... input=... output=... styles=[0,1,2] regions=kmeans
+
 Unreadable inputs are reported and skipped; the exit code is 1 if any input failed.
 """
 
@@ -9,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from perceptual.cli import report_errors
+from perceptual.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference import Runner, load_net
 from perceptual.stylize import plan_outputs, transform_files
 
@@ -19,7 +26,8 @@ def main(cfg: DictConfig) -> None:
         pairs = plan_outputs(cfg.input, cfg.output)
         net, _ = load_net(cfg.ckpt)
         runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-        report = transform_files(runner, pairs, cfg.batch_size, cfg.max_size)
+        apply = with_fusion(runner, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
+        report = transform_files(apply, pairs, cfg.batch_size, cfg.max_size)
     raise SystemExit(report.summarise(cfg.output))
 
 

@@ -1,0 +1,188 @@
+"""Style fusion for StyleBank nets at inference (Chen et al. 2017): the weights ``StyleBankNet(x, weights=)`` mixes.
+
+A choice of banks becomes per-bank weight maps at the feature resolution, plus one channel for
+the identity (auto-encoder) branch:
+
+- ``style=i``: bank ``i`` alone (one-hot weights: exactly the single-style output).
+- ``styles=[i, j, ...] weights=[...]``: linear fusion ``(sum_i w_i K_i) * F``; the weights must sum
+  to 1 (equal weights when omitted).
+- ``styles=[...] masks=<folder>``: region-wise fusion with one grayscale mask ``M_i`` per style,
+  matched in file-name order; each pixel goes to its brightest mask.
+- ``styles=[...] regions=kmeans``: the masks are k-means regions of the content image's colours,
+  one per style, ordered from the darkest cluster centre to the brightest.
+- ``strength=s``: ``s`` x the above + ``(1 - s)`` x the identity branch.
+
+Masks are a partition of the image (every pixel in exactly one region). At the feature
+resolution each cell gets the share of its ``downsample x downsample`` pixels in every region:
+non-negative weights summing to 1, i.e. region-wise fusion inside regions and linear fusion on
+the cells a boundary crosses. The masks weight bank *outputs*, ``sum_i M_i K_i(F)``, where the
+paper writes ``sum_i K_i(M_i F)``: the same inside each region, without adding every bank's bias
+over the whole image, and defined for banks deeper than one conv.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perceptual.errors import ConfigError
+from perceptual.imaging.io import list_images, load_image
+from perceptual.nets.blocks import check_choice, pad_to_multiple
+from perceptual.nets.stylebank import StyleBankNet
+
+log = logging.getLogger(__name__)
+
+FUSION_OPTIONS = ("style", "styles", "weights", "masks", "regions", "k", "strength")  # the stylize CLI keys
+REGIONS = ("kmeans",)
+WEIGHT_SUM_TOLERANCE = 1e-6
+KMEANS_MAX_PIXELS = 20_000  # k-means is fitted on a random subset of pixels, then labels every pixel
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def kmeans_labels(image: Tensor, k: int, seed: int = 0) -> Tensor:
+    """[H, W] labels 0..k-1 of k-means clusters of the pixel colours of ``image`` [3, H, W],
+    numbered from the darkest cluster centre to the brightest (so a style list reads dark to light)."""
+    from sklearn.cluster import KMeans  # slow to import; only regions=kmeans needs it
+
+    height, width = image.shape[-2:]
+    if height * width < k:
+        raise ConfigError(f"k={k} regions do not fit in a {height}x{width} image")
+    pixels = image.detach().float().cpu().permute(1, 2, 0).reshape(-1, 3).numpy()
+    rng = np.random.default_rng(seed)
+    if len(pixels) > KMEANS_MAX_PIXELS:
+        sample = pixels[rng.choice(len(pixels), KMEANS_MAX_PIXELS, replace=False)]
+    else:
+        sample = pixels
+    kmeans = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(sample)
+    rank = np.empty(k, dtype=np.int64)
+    rank[np.argsort(kmeans.cluster_centers_ @ LUMA)] = np.arange(k)
+    return torch.from_numpy(rank[kmeans.predict(pixels)]).reshape(height, width)
+
+
+def mask_labels(masks: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+    """[H, W] labels: each pixel goes to the brightest of the grayscale ``masks`` [1, h, w] there
+    (resized to ``size``; ties go to the first mask)."""
+    resized = [F.interpolate(mask[None].float(), size=size, mode="bilinear", align_corners=False) for mask in masks]
+    return torch.cat(resized).argmax(dim=0)[0]
+
+
+def one_hot(labels: Tensor, k: int) -> Tensor:
+    """[..., H, W] labels -> [..., k, H, W] float masks: a partition, one region per pixel."""
+    return F.one_hot(labels, k).movedim(-1, -3).float()
+
+
+def feature_weights(masks: Tensor, downsample: int) -> Tensor:
+    """[B, k, H, W] masks at the feature resolution: padded as the net pads its input, then the share
+    of each region in every ``downsample x downsample`` cell (non-negative, summing to 1 for a partition)."""
+    padded, _ = pad_to_multiple(masks, downsample)
+    return F.avg_pool2d(padded, downsample)
+
+
+class StyleBankFusion:
+    """Turns the user's choice of banks into ``weights`` for :class:`StyleBankNet` (see the module doc).
+
+    Args:
+        net: the StyleBank net (its number of banks and downsampling factor).
+        style: one bank (default 0 when neither ``style`` nor ``styles`` is given).
+        styles: banks to fuse; with ``weights``, ``masks`` or ``regions``.
+        weights: linear-fusion weights, one per entry of ``styles``, summing to 1.
+        masks: folder of grayscale mask images, one per entry of ``styles`` in file-name order.
+        regions: ``kmeans``: masks from k-means on each content image's colours.
+        k: number of k-means regions; must equal the number of styles (default).
+        strength: blend with the identity branch, in [0, 1] (default 1: fully stylised).
+    """
+
+    def __init__(
+        self,
+        net: StyleBankNet,
+        style: int | None = None,
+        styles: Sequence[int] | None = None,
+        weights: Sequence[float] | None = None,
+        masks: str | Path | None = None,
+        regions: str | None = None,
+        k: int | None = None,
+        strength: float | None = None,
+    ) -> None:
+        self.num_styles = net.num_styles
+        self.downsample = net.downsample
+        if style is not None and styles is not None:
+            raise ConfigError("pass style=<i> for one bank or styles=[i,j,...] to fuse banks, not both")
+        if styles is None and any(option is not None for option in (weights, masks, regions, k)):
+            raise ConfigError("weights, masks, regions and k fuse banks: also pass styles=[i,j,...]")
+        self.styles = [int(s) for s in styles] if styles is not None else [0 if style is None else int(style)]
+        for index in self.styles:
+            if not 0 <= index < self.num_styles:
+                last = self.num_styles - 1
+                raise ConfigError(f"style {index} out of range: the checkpoint has style banks 0..{last}")
+        if not self.styles:
+            raise ConfigError("styles=[] is empty; pass styles=[i,j,...]")
+        self.strength = 1.0 if strength is None else float(strength)
+        if not 0.0 <= self.strength <= 1.0:
+            raise ConfigError(f"strength={strength} must be in [0, 1] (1: fully stylised, 0: the auto-encoder output)")
+        if masks is not None and regions is not None:
+            raise ConfigError("pass masks=<folder> or regions=kmeans, not both")
+        if (masks is not None or regions is not None) and weights is not None:
+            raise ConfigError("weights are for linear fusion; region-wise fusion (masks/regions) takes none")
+        self.regions = regions
+        self.masks: list[Tensor] | None = None
+        self.linear: Tensor | None = None
+        if regions is not None:
+            check_choice("regions", regions, REGIONS)
+            if k is not None and k != len(self.styles):
+                raise ConfigError(f"k={k} regions for {len(self.styles)} styles; give one style per region")
+        elif k is not None:
+            raise ConfigError("k is the number of regions for regions=kmeans")
+        elif masks is not None:
+            self.masks = [load_image(path).mean(dim=0, keepdim=True) for path in list_images(masks, recursive=False)]
+            if len(self.masks) != len(self.styles):
+                raise ConfigError(f"masks={masks} holds {len(self.masks)} mask image(s) for {len(self.styles)} styles")
+        else:
+            shares = [1.0 / len(self.styles)] * len(self.styles) if weights is None else [float(w) for w in weights]
+            if len(shares) != len(self.styles):
+                raise ConfigError(f"{len(shares)} weights for {len(self.styles)} styles; give one weight per style")
+            if not math.isclose(sum(shares), 1.0, abs_tol=WEIGHT_SUM_TOLERANCE):
+                raise ConfigError(f"weights={shares} sum to {sum(shares):g}; linear fusion needs weights summing to 1")
+            self.linear = torch.tensor(shares).view(1, -1, 1, 1)
+
+    def region_masks(self, images: Tensor) -> Tensor:
+        """[B, len(styles), H, W] one-hot masks of ``images`` [B, 3, H, W] (region-wise fusion only)."""
+        size = tuple(images.shape[-2:])
+        if self.masks is not None:
+            return one_hot(mask_labels(self.masks, size), len(self.styles)).expand(images.shape[0], -1, -1, -1)
+        if self.regions is None:
+            raise ValueError("region masks need masks=<folder> or regions=kmeans")
+        return one_hot(torch.stack([kmeans_labels(image, len(self.styles)) for image in images]), len(self.styles))
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Weights [B|1, num_styles + 1, h|1, w|1] for ``images``: per bank, last the identity branch."""
+        shares = self.linear if self.linear is not None else feature_weights(self.region_masks(images), self.downsample)
+        weights = shares.new_zeros(shares.shape[0], self.num_styles + 1, *shares.shape[2:])
+        weights.index_add_(1, torch.tensor(self.styles), shares * self.strength)
+        weights[:, -1] += 1.0 - self.strength
+        return weights
+
+
+def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:
+    """``apply`` (e.g. a :class:`~perceptual.inference.Runner` of ``net``) with the fusion ``options``
+    (keys of :data:`FUSION_OPTIONS`, ``None`` = unset) turned into ``weights`` per batch.
+
+    Nets other than StyleBank take no options and get ``apply`` unchanged.
+    """
+    chosen = {key: value for key, value in options.items() if value is not None}
+    if not isinstance(net, StyleBankNet):
+        if chosen:
+            keys = ", ".join(f"{key}=" for key in chosen)
+            raise ConfigError(f"{keys} only apply to StyleBank checkpoints; this one holds a {type(net).__name__}")
+        return apply
+    if not chosen:
+        log.info("StyleBank checkpoint with %d style banks: using style 0 (pass style=<i>)", net.num_styles)
+    fusion = StyleBankFusion(net, **chosen)
+    return lambda images: apply(images, weights=fusion(images))

@@ -1,0 +1,211 @@
+"""StyleBank training (Chen et al., CVPR 2017): joint (T+1)-step schedule and incremental new styles.
+
+Joint training alternates T stylising steps, which update E, D and the banks of the batch's styles
+with the perceptual criterion, with one auto-encoder step, which updates E and D only with an
+identity loss whose E/D gradient is rescaled to ``lambda`` x the last stylising step's. The
+identity branch keeps style out of E and D, so that each style lives in its bank alone.
+
+Incremental training loads a trained StyleBank, appends one bank per new style and trains only
+those banks (stylising steps only); E, D and the old banks are frozen and stay bit-identical.
+
+Optimisation is manual (Lightning ``automatic_optimization = False``) so each step picks its
+branch and the auto-encoder gradient can be rescaled before the optimiser sees it. Gradients are
+cleared to ``None`` every step: optimisers skip parameters without a gradient, so banks absent
+from a batch (and all banks on auto-encoder steps) are not moved by Adam's momentum.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from perceptual.errors import ConfigError, DataError
+from perceptual.inference import load_net
+from perceptual.losses.base import LossTerm
+from perceptual.losses.criterion import PerceptualCriterion
+from perceptual.losses.feature import PixelLoss
+from perceptual.metrics import psnr
+from perceptual.nets.stylebank import StyleBankNet
+from perceptual.tasks.base import TransformTask
+from perceptual.tasks.style import load_style
+
+log = logging.getLogger(__name__)
+# Lightning warns that manual optimisation checkpoints hold the weights after the step (so do automatic ones),
+# and that modules are in eval mode at the start of training (incremental mode keeps frozen modules so on purpose).
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization", category=UserWarning)
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
+
+
+def scale_gradients(parameters: Iterable[nn.Parameter], norm: Tensor) -> Tensor:
+    """Rescale the gradients of ``parameters`` in place to a joint L2 norm of ``norm``; return the factor."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    factor = norm / torch.nn.utils.get_total_norm(grads).clamp_min(torch.finfo(norm.dtype).tiny)
+    for grad in grads:
+        grad.mul_(factor.to(grad.dtype))
+    return factor
+
+
+class StyleBankTask(TransformTask):
+    """Train a :class:`StyleBankNet` on content images mixed with the styles of ``styles``.
+
+    Args:
+        styles: style images (paths or built-in names); training batches carry a ``style_index``
+            into this list (``data.styles``). Incremental mode: the NEW styles only.
+        style_size: resize the style images' shorter side (``None`` keeps them).
+        stylise_steps: T, stylising steps before each auto-encoder step (paper: 2).
+        identity_grad_scale: lambda, the auto-encoder step's E/D gradient norm as a multiple of the
+            last stylising step's (paper: 1); ``None`` keeps the identity loss's own gradient.
+        identity: the auto-encoder branch's loss term against the input (default: pixel MSE).
+        incremental: add banks for ``styles`` to the net of ``init_ckpt`` and train only them.
+        init_ckpt: trained StyleBank checkpoint (incremental mode).
+        **kwargs: see :class:`TransformTask`; ``criterion`` is the stylising branch's loss.
+    """
+
+    task_name = "stylebank"
+
+    def __init__(
+        self,
+        styles: Sequence[str],
+        style_size: int | None = 256,
+        stylise_steps: int = 2,
+        identity_grad_scale: float | None = 1.0,
+        identity: LossTerm | None = None,
+        incremental: bool = False,
+        init_ckpt: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.automatic_optimization = False
+        if not styles:
+            raise ConfigError("data.styles is empty; give the style images, e.g. data.styles='[a.jpg,b.jpg]'")
+        if stylise_steps < 1:
+            raise ConfigError(f"task.stylise_steps={stylise_steps} must be at least 1 (T in the paper: 2)")
+        if identity_grad_scale is not None and identity_grad_scale < 0:
+            raise ConfigError(f"task.identity_grad_scale={identity_grad_scale} must be >= 0 or null (lambda: 1)")
+        self.styles = list(styles)
+        self.style_images = [load_style(spec, style_size) for spec in self.styles]
+        self.stylise_steps = stylise_steps
+        self.identity_grad_scale = identity_grad_scale
+        self.identity_criterion = PerceptualCriterion({"identity": identity or PixelLoss()})
+        self.incremental = incremental
+        self.previous_styles: list[str] = []
+        if incremental:
+            self.net = self._load_trained(init_ckpt)
+        elif not isinstance(self.net, StyleBankNet):
+            raise ConfigError(f"task=stylebank needs a StyleBankNet (model=stylebank), got {type(self.net).__name__}")
+        self.first_bank = self.net.num_styles if incremental else 0  # bank of styles[0]
+        missing = self.first_bank + len(self.styles) - self.net.num_styles
+        if missing < 0:
+            raise ConfigError(f"model.num_styles={self.net.num_styles} exceeds the {len(self.styles)} data.styles")
+        self.net.add_banks(missing)
+        # The last stylising step's E/D gradient norm: a buffer, so a resumed run rescales its first auto-encoder step.
+        self.register_buffer("stylise_grad_norm", torch.zeros(()))
+
+    def _load_trained(self, init_ckpt: str | None) -> StyleBankNet:
+        """The trained net of ``init_ckpt`` with everything frozen (new banks are added trainable)."""
+        if not init_ckpt:
+            raise DataError("incremental StyleBank training needs init_ckpt=<stylebank run>/checkpoints/last.ckpt")
+        net, checkpoint = load_net(init_ckpt)
+        if not isinstance(net, StyleBankNet):
+            kind = type(net).__name__
+            raise DataError(f"init_ckpt={init_ckpt} holds a {kind}, not a StyleBank net; train task=stylebank first")
+        log.info("incremental: %d bank(s) from %s (model.* is ignored)", net.num_styles, init_ckpt)
+        self.previous_styles = list(checkpoint.get("styles", []))
+        return net.requires_grad_(False)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """E, D and the old banks in incremental mode (nothing in joint training)."""
+        if not self.incremental:
+            return []
+        return [self.net.encoder, self.net.decoder, *self.net.banks[: self.first_bank]]
+
+    def train(self, mode: bool = True) -> StyleBankTask:
+        """Frozen modules stay in eval mode, so nothing in them changes (e.g. batch-norm statistics)."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+    def _cache_styles(self) -> None:
+        if not self.criterion.num_styles:
+            self.criterion.set_styles([image.to(self.device) for image in self.style_images])
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self._cache_styles()
+
+    def on_validation_start(self) -> None:
+        self._cache_styles()
+
+    def is_autoencoder_step(self) -> bool:
+        """Every (T+1)-th optimiser step, from the step count, so the schedule survives resuming."""
+        return not self.incremental and self.global_step % (self.stylise_steps + 1) == self.stylise_steps
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if not self.count_skipped(batch):
+            return
+        if batch.get("style_index") is None:
+            raise ConfigError("training batches carry no style_index; set data.styles to the style images")
+        content = self.prepare_input(batch["image"])
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        if self.is_autoencoder_step():
+            self._autoencoder_step(content)
+        else:
+            self._stylise_step(content, batch["style_index"])
+        optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    def _stylise_step(self, content: Tensor, style_index: Tensor) -> None:
+        output = self.net(content, style_index=style_index + self.first_bank)
+        losses = self.criterion(output, target=content, style_index=style_index)
+        self.manual_backward(losses.total)
+        if not self.incremental:
+            self.stylise_grad_norm.copy_(self._autoencoder_grad_norm())
+        self.log_losses("train", losses, content.shape[0])
+
+    def _autoencoder_step(self, content: Tensor) -> None:
+        output = self.net(content)
+        losses = self.identity_criterion(output, target=content)
+        self.manual_backward(losses.total)
+        if self.identity_grad_scale is not None and self.stylise_grad_norm > 0:
+            target = self.identity_grad_scale * self.stylise_grad_norm
+            factor = scale_gradients(self.net.autoencoder_parameters(), target)
+            self.log("train_ae/grad_scale", factor, on_step=True, batch_size=content.shape[0])
+        self.log_losses("train_ae", losses, content.shape[0])
+        self._log_psnr("train_ae", output, content, on_step=True)
+
+    def _autoencoder_grad_norm(self) -> Tensor:
+        return torch.nn.utils.get_total_norm([p.grad for p in self.net.autoencoder_parameters() if p.grad is not None])
+
+    def _log_psnr(self, stage: str, output: Tensor, content: Tensor, on_step: bool) -> None:
+        value = psnr(output.detach().float().clamp(0, 1), content.float(), data_range=1.0).mean()
+        self.log(f"{stage}/psnr", value, on_step=on_step, on_epoch=not on_step, batch_size=content.shape[0])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if "image" not in batch:
+            return
+        content = self.prepare_input(batch["image"])
+        style_index = torch.arange(content.shape[0], device=content.device) % len(self.styles)
+        stylised = self.net(content, style_index=style_index + self.first_bank)
+        self.log_losses("val", self.criterion(stylised, target=content, style_index=style_index), content.shape[0])
+        images = {"content": content.float(), "stylised": stylised.detach().float().clamp(0, 1)}
+        if not self.incremental:  # frozen E and D: the reconstruction cannot change
+            reconstructed = self.net(content)
+            self.log_losses("val_ae", self.identity_criterion(reconstructed, target=content), content.shape[0])
+            self._log_psnr("val_ae", reconstructed, content, on_step=False)
+            images["reconstructed"] = reconstructed.detach().float().clamp(0, 1)
+        if batch_idx == 0:
+            self.validation_images = images
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.net_config = self.net.config()  # counts the banks added here, and incremental nets come from init_ckpt
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["styles"] = self.previous_styles + self.styles  # the style of each bank, in order
