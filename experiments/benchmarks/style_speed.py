@@ -134,7 +134,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def stylize_table(device: torch.device, sizes: list[int], compile_net: bool) -> list[str]:
     torch.manual_seed(0)
-    net = StyleTransferNet(norm="instance").eval()
+    net = StyleTransferNet().eval()
     reference = Runner(net, str(device))
     fast = Runner(net, str(device), precision="bf16", channels_last=True, compile=compile_net)
     rows = []
@@ -175,7 +175,7 @@ def main() -> None:
     ):
         print(f"| {label} | {seconds:.3f} | {batch_size / seconds:.1f} | {plain / seconds:.2f}x |")
 
-    fast_label = "bf16 + channels_last" + ("" if args.no_compile else " + torch.compile")
+    fast_label = "bf16 + channels_last" + ("" if args.no_compile else " + torch.compile (freezing)")
     print(f"\nstylisation latency, batch 1, eager fp32 vs {fast_label}")
     print("| size | fp32 ms | fast ms | speed-up | PSNR fast vs fp32 (dB) |")
     print("|---|---|---|---|---|")

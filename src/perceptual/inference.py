@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch._inductor.config as inductor_config
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
@@ -58,7 +59,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Runner:
-    """Runs ``net`` under the chosen fast path: bf16/fp16 autocast, channels_last, torch.compile.
+    """Runs ``net`` under the chosen fast path: bf16/fp16 autocast, channels_last, torch.compile
+    (static shapes: a folder of one image size compiles once; each new size recompiles).
 
     Output is always float32 in [0, 1] on the CPU side of the caller's choosing.
     """
@@ -81,7 +83,8 @@ class Runner:
         net = net.to(self.device).eval()
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.net: Callable[..., Tensor] = torch.compile(net, dynamic=True) if compile else net
+        self.compiled = compile
+        self.net: Callable[..., Tensor] = torch.compile(net, dynamic=False) if compile else net
 
     @torch.inference_mode()
     def __call__(self, batch: Tensor, **kwargs: Any) -> Tensor:
@@ -89,6 +92,8 @@ class Runner:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
-        with autocast:
+        # Freezing lets inductor fold BatchNorm into convs and pre-pack weights: inference only.
+        frozen = inductor_config.patch(freezing=True) if self.compiled else nullcontext()
+        with autocast, frozen:
             out = self.net(batch, **kwargs)
         return out.float().clamp(0, 1)

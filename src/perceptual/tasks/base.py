@@ -65,7 +65,7 @@ class TransformTask(pl.LightningModule):
         """Log unreadable images; return False when nothing in the batch was readable."""
         self.skipped_images += int(batch.get(SKIPPED, 0))
         self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
-        return len(batch) > 1
+        return any(key != SKIPPED for key in batch)
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
         on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"
