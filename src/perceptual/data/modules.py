@@ -68,6 +68,9 @@ class ImageDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         val_batch_size: defaults to ``batch_size``.
         pairs: crop -> batch dict; defaults to ``{"image": crop}``.
+        val_pairs: crop -> batch dict for the held-out crops; defaults to ``pairs``. Set it when training
+            pairs are deliberately corrupted (e.g. ``SRDegradation(max_shift=8)``) but validation metrics
+            must be scored on clean, aligned pairs.
         styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
             training sample then carries a random ``style_index``.
         val_sets: extra named validation datasets (e.g. SR benchmarks), one loader each at batch
@@ -83,6 +86,7 @@ class ImageDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         val_batch_size: int | None = None,
         pairs: PairMaker | None = None,
+        val_pairs: PairMaker | None = None,
         styles: Sequence[str] | None = None,
         val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
@@ -94,6 +98,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.val_batch_size = val_batch_size or batch_size
         self.pairs = pairs or image_only
+        self.val_pairs = val_pairs or self.pairs
         self.styles = list(styles) if styles else []
         self.val_sets = dict(val_sets or {})
         self.train_set: Dataset | None = None
@@ -107,9 +112,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     def transform(self, train: bool) -> Callable[[Tensor], dict[str, Tensor]]:
         crop = self._crop(train)
+        pairs = self.pairs if train else self.val_pairs
         if not self.styles or not train:
-            return lambda image: self.pairs(crop(image))
-        return RandomStyleIndex(lambda image: self.pairs(crop(image)), len(self.styles))
+            return lambda image: pairs(crop(image))
+        return RandomStyleIndex(lambda image: pairs(crop(image)), len(self.styles))
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:

@@ -12,6 +12,7 @@ import logging
 import re
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
@@ -50,20 +51,41 @@ class SRDegradation:
     """HR crop -> ``{"lr", "hr"}`` with LR = MATLAB-bicubic(blur(HR, sigma), 1/scale), quantised to 8 bit.
 
     Quantising matches what a saved LR image holds, so training sees the same inputs as evaluation.
+
+    ``max_shift > 0`` makes non-aligned pairs, the setting the contextual loss is meant for (Mechrez et al.
+    2018): of an ``H x W`` crop, the LR comes from the window starting ``max_shift`` pixels in from the top-left
+    corner, and the target from a window of the same size displaced from it by a random offset in
+    ``[-max_shift, max_shift]`` HR pixels along each axis (torch's RNG, which Lightning seeds per worker). The
+    window is ``(H - 2 max_shift, W - 2 max_shift)`` cropped down to multiples of ``scale``, so the target is
+    that size and the LR that size / ``scale``; e.g. a 112 crop at x4 with ``max_shift=8`` gives a 96 target
+    and a 24 LR. ``max_shift=0`` is the aligned pair of the whole (modcropped) crop and draws no random number.
     """
 
-    def __init__(self, scale: int, blur_sigma: float = 1.0, quantize_lr: bool = True) -> None:
+    def __init__(self, scale: int, blur_sigma: float = 1.0, quantize_lr: bool = True, max_shift: int = 0) -> None:
+        if max_shift < 0:
+            raise ConfigError(f"max_shift={max_shift} must be >= 0 (HR pixels the target may be displaced by)")
         self.scale = check_scale(scale)
         self.blur_sigma = blur_sigma
         self.quantize_lr = quantize_lr
+        self.max_shift = max_shift
 
     def degrade(self, hr: Tensor) -> Tensor:
         lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale)
         return quantize(lr) if self.quantize_lr else lr.clamp(0, 1)
 
     def __call__(self, crop: Tensor) -> dict[str, Tensor]:
-        hr = modcrop(crop, self.scale)
-        return {"lr": self.degrade(hr), "hr": hr}
+        m = self.max_shift
+        height, width = crop.shape[-2:]
+        if min(height, width) < 2 * m + self.scale:
+            raise ConfigError(
+                f"a {height}x{width} crop is too small for max_shift={m} at x{self.scale}; "
+                f"set data.image_size to at least {2 * m + self.scale} or lower max_shift"
+            )
+        source = modcrop(crop[..., m : height - m, m : width - m], self.scale)
+        size_y, size_x = source.shape[-2:]
+        dy, dx = torch.randint(-m, m + 1, (2,)).tolist() if m else (0, 0)
+        target = crop[..., m + dy : m + dy + size_y, m + dx : m + dx + size_x]
+        return {"lr": self.degrade(source), "hr": target}
 
 
 def benchmark_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
