@@ -56,7 +56,9 @@ def optimize_image(
     """Minimise ``criterion(x, target=target)`` over the pixels ``x``, starting from ``start``.
 
     One L-BFGS iteration is one objective evaluation (``max_iter=1`` per step), so iteration counts
-    compare with the paper's "500 L-BFGS iterations". Pixels are kept in [0, 1] after each step.
+    compare with the paper's "500 L-BFGS iterations". Adam's iterates are projected onto [0, 1] after
+    each step; L-BFGS's are not (projection breaks its curvature pairs and the objective climbs back
+    up), as in Gatys et al.; the returned image is clipped to [0, 1] in both cases.
     ``on_step(iteration, image, losses)`` is called after every iteration (logging, snapshots).
     """
     if optimizer not in OPTIMIZERS:
@@ -79,8 +81,9 @@ def optimize_image(
     for iteration in range(1, steps + 1):
         start_time = time.perf_counter()
         opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
+        if optimizer == "adam":
+            with torch.no_grad():
+                image.clamp_(0, 1)
         if image.device.type == "cuda":
             torch.cuda.synchronize()
         result.seconds.append(time.perf_counter() - start_time)
@@ -89,5 +92,5 @@ def optimize_image(
         result.terms.append({name: value.item() for name, value in losses.terms.items()})
         if on_step is not None:
             on_step(iteration, image.detach(), losses)
-    result.image = image.detach()
+    result.image = image.detach().clamp(0, 1)
     return result
