@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +73,3 @@ def save_image(image: Tensor, path: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def load_images(paths: Iterable[str | os.PathLike]) -> list[Tensor]:
-    return [load_image(p) for p in paths]
