@@ -175,7 +175,7 @@ def main() -> None:
     ):
         print(f"| {label} | {seconds:.3f} | {batch_size / seconds:.1f} | {plain / seconds:.2f}x |")
 
-    fast_label = "bf16 + channels_last" + ("" if args.no_compile else " + torch.compile (freezing)")
+    fast_label = "bf16 + channels_last" + ("" if args.no_compile else " + torch.compile")
     print(f"\nstylisation latency, batch 1, eager fp32 vs {fast_label}")
     print("| size | fp32 ms | fast ms | speed-up | PSNR fast vs fp32 (dB) |")
     print("|---|---|---|---|---|")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch._inductor.config as inductor_config
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
@@ -83,7 +82,6 @@ class Runner:
         net = net.to(self.device).eval()
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.compiled = compile
         self.net: Callable[..., Tensor] = torch.compile(net, dynamic=False) if compile else net
 
     @torch.inference_mode()
@@ -92,8 +90,6 @@ class Runner:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
-        # Freezing lets inductor fold BatchNorm into convs and pre-pack weights: inference only.
-        frozen = inductor_config.patch(freezing=True) if self.compiled else nullcontext()
-        with autocast, frozen:
+        with autocast:
             out = self.net(batch, **kwargs)
         return out.float().clamp(0, 1)
