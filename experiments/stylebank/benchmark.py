@@ -33,9 +33,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import default_collate
 
+from perceptual.data.sample import resolve_image
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.tasks.base import TransformTask
-from perceptual.tasks.style import load_style
 from perceptual.training import build_criterion
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def style_loss_meter(args: argparse.Namespace, style: str, bank: int) -> Any:
     """A function net -> style loss of ``bank`` against ``style`` on the held-out (validation) crops."""
     cfg = compose_config(args, "task=stylebank")
     criterion: PerceptualCriterion = build_criterion(cfg.loss, cfg.loss_net)
-    criterion.set_styles([load_style(style, args.style_size)])
+    criterion.set_styles([resolve_image(style, "style", args.style_size)])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     images = default_collate([datamodule.val_set[i] for i in range(len(datamodule.val_set))])["image"]

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
-from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import resolve_image
 from perceptual.gatys import OptimizationResult, initial_image, optimize_image
@@ -20,11 +19,6 @@ from perceptual.losses.criterion import LossOutput
 from perceptual.training import build_criterion
 
 log = logging.getLogger(__name__)
-
-
-def load_resized(spec: str, key: str, size: int | None) -> torch.Tensor:
-    image = resolve_image(spec, key=key)
-    return TF.resize(image, size, antialias=True) if size else image
 
 
 def write_loss_curve(result: OptimizationResult, path: Path) -> None:
@@ -43,10 +37,10 @@ def optimize(cfg: DictConfig) -> OptimizationResult:
     """Run ``optimize.yaml``: content + style through the configured loss, from content or noise."""
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.paths.output_dir)
-    content = load_resized(cfg.content, "content", cfg.image_size).to(device)[None]
+    content = resolve_image(cfg.content, "content", cfg.image_size).to(device)[None]
     criterion = build_criterion(cfg.loss, cfg.loss_net).to(device)
     if criterion.needs_styles:
-        criterion.set_styles([load_resized(cfg.style, "style", cfg.style_size).to(device)])
+        criterion.set_styles([resolve_image(cfg.style, "style", cfg.style_size).to(device)])
     writer = SummaryWriter(str(output_dir / "tensorboard"))
 
     def on_step(iteration: int, image: torch.Tensor, losses: LossOutput) -> None:

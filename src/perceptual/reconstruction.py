@@ -14,12 +14,12 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
+from perceptual.data.sample import resolve_image
 from perceptual.gatys import Optimizer, initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
 from perceptual.losses import IMAGE, FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.lossnet import LossNetwork
-from perceptual.optimization import load_resized
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def run_reconstruction(cfg: DictConfig) -> dict[str, Tensor]:
     """Run ``reconstruct.yaml``: every requested layer / layer set for one image."""
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.paths.output_dir)
-    image = load_resized(cfg.image, "image", cfg.image_size).to(device)
+    image = resolve_image(cfg.image, "image", cfg.image_size).to(device)
     layers = [*cfg.feature_layers, *(layer for group in cfg.style_layer_sets for layer in group)]
     loss_net = LossNetwork(layers, arch=cfg.loss_net.arch, weights=cfg.loss_net.weights, seed=cfg.loss_net.seed)
     panels = reconstruct(

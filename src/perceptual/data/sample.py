@@ -13,6 +13,7 @@ import skimage.data
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.modules import ImageDataModule
 from perceptual.errors import DataError
@@ -54,8 +55,14 @@ def builtin_image(name: str) -> Tensor:
     return array_to_tensor(BUILTIN_IMAGES[name]())
 
 
-def resolve_image(spec: str, key: str = "style") -> Tensor:
-    """An image from a file path or a built-in name (``mosaic``, ``astronaut``, ...)."""
+def resolve_image(spec: str, key: str = "style", size: int | None = None) -> Tensor:
+    """An image from a file path or a built-in name (``mosaic``, ``astronaut``, ...), its shorter side
+    resized to ``size`` when given."""
+    image = _load_spec(spec, key)
+    return TF.resize(image, size, antialias=True) if size else image
+
+
+def _load_spec(spec: str, key: str) -> Tensor:
     if spec in BUILTIN_IMAGES and not Path(spec).exists():
         return builtin_image(spec)
     path = Path(spec).expanduser()

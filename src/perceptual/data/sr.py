@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from perceptual.errors import ConfigError, DataError
+from perceptual.imaging.blur import gaussian_blur
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import list_images, load_image
 from perceptual.imaging.resize import imresize
@@ -38,13 +38,6 @@ def modcrop(image: Tensor, scale: int) -> Tensor:
     """Crop H and W down to multiples of ``scale`` (bottom/right), as the benchmark protocol does."""
     h, w = image.shape[-2:]
     return image[..., : h - h % scale, : w - w % scale]
-
-
-def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
-    if sigma <= 0:
-        return image
-    kernel = 2 * round(3 * sigma) + 1
-    return TF.gaussian_blur(image, [kernel, kernel], [sigma, sigma])
 
 
 class SRDegradation:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
+from perceptual.imaging.blur import gaussian_blur
 from perceptual.losses.base import IMAGE, Features, LayerwiseLoss, Reference
 
 
@@ -38,14 +38,8 @@ class PixelLoss(FeatureLoss):
         super().__init__(weight, layers=(IMAGE,), reference=reference)
         self.blur_sigma = blur_sigma
 
-    def _low_pass(self, image: Tensor) -> Tensor:
-        if not self.blur_sigma:
-            return image
-        kernel = 2 * round(3 * self.blur_sigma) + 1
-        return TF.gaussian_blur(image, [kernel, kernel], [self.blur_sigma, self.blur_sigma])
-
     def prepare_reference(self, features: Features) -> dict[str, Tensor]:
-        return {IMAGE: self._low_pass(features[IMAGE])}
+        return {IMAGE: gaussian_blur(features[IMAGE], self.blur_sigma)}
 
     def compare(self, output: Tensor, reference: Tensor) -> Tensor:
-        return super().compare(self._low_pass(output), reference)
+        return super().compare(gaussian_blur(output, self.blur_sigma), reference)

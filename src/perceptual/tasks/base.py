@@ -50,6 +50,7 @@ class TransformTask(pl.LightningModule):
         self.channels_last = channels_last
         self.skipped_images = 0
         self.validation_images: dict[str, Tensor] = {}
+        self.style_images: list[Tensor] = []  # set by tasks whose criterion compares with style images
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -57,9 +58,18 @@ class TransformTask(pl.LightningModule):
     def prepare_input(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def cache_styles(self) -> None:
+        """Compute the criterion's style statistics once, on the device the task runs on."""
+        if self.criterion.needs_styles and not self.criterion.num_styles:
+            self.criterion.set_styles([image.to(self.device) for image in self.style_images])
+
     def on_fit_start(self) -> None:
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
+        self.cache_styles()
+
+    def on_validation_start(self) -> None:
+        self.cache_styles()
 
     def count_skipped(self, batch: dict[str, Any]) -> bool:
         """Log unreadable images; return False when nothing in the batch was readable."""

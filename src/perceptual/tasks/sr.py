@@ -50,7 +50,7 @@ class SuperResolutionTask(TransformTask):
             return
         lr, hr = self.prepare_input(batch["lr"]), batch["hr"]
         sr = self.net(lr)
-        name = self.val_set_names[dataloader_idx] if dataloader_idx < len(self.val_set_names) else str(dataloader_idx)
+        name = self.val_set_names[dataloader_idx]
         if dataloader_idx == 0:
             self.log_losses("val", self.criterion(sr, target=hr), lr.shape[0])
             if batch_idx == 0:

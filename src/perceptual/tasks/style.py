@@ -6,16 +6,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import resolve_image
 from perceptual.tasks.base import TransformTask
-
-
-def load_style(spec: str, size: int | None) -> Tensor:
-    """A style image from a path or built-in name, its shorter side resized to ``size`` if given."""
-    image = resolve_image(spec, key="style")
-    return TF.resize(image, size, antialias=True) if size else image
 
 
 class StyleTransferTask(TransformTask):
@@ -31,15 +24,7 @@ class StyleTransferTask(TransformTask):
 
     def __init__(self, style: str, style_size: int | None = 256, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.style_image = load_style(style, style_size)
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        self.criterion.set_styles([self.style_image.to(self.device)])
-
-    def on_validation_start(self) -> None:
-        if self.criterion.needs_styles and not self.criterion.num_styles:
-            self.criterion.set_styles([self.style_image.to(self.device)])
+        self.style_images = [resolve_image(style, "style", style_size)]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if not self.count_skipped(batch):
@@ -60,4 +45,4 @@ class StyleTransferTask(TransformTask):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["style_image"] = self.style_image.mul(255).round().to(torch.uint8)
+        checkpoint["style_image"] = self.style_images[0].mul(255).round().to(torch.uint8)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from perceptual.data.sample import resolve_image
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
 from perceptual.losses.base import LossTerm
@@ -32,7 +33,6 @@ from perceptual.losses.feature import PixelLoss
 from perceptual.metrics import psnr
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.base import TransformTask
-from perceptual.tasks.style import load_style
 
 log = logging.getLogger(__name__)
 # Lightning warns that manual optimisation checkpoints hold the weights after the step (so do automatic ones),
@@ -88,7 +88,7 @@ class StyleBankTask(TransformTask):
         if identity_grad_scale is not None and identity_grad_scale < 0:
             raise ConfigError(f"task.identity_grad_scale={identity_grad_scale} must be >= 0 or null (lambda: 1)")
         self.styles = list(styles)
-        self.style_images = [load_style(spec, style_size) for spec in self.styles]
+        self.style_images = [resolve_image(spec, "style", style_size) for spec in self.styles]
         self.stylise_steps = stylise_steps
         self.identity_grad_scale = identity_grad_scale
         self.identity_criterion = PerceptualCriterion({"identity": identity or PixelLoss()})
@@ -130,17 +130,6 @@ class StyleBankTask(TransformTask):
         for module in self.frozen_modules():
             module.eval()
         return self
-
-    def _cache_styles(self) -> None:
-        if not self.criterion.num_styles:
-            self.criterion.set_styles([image.to(self.device) for image in self.style_images])
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        self._cache_styles()
-
-    def on_validation_start(self) -> None:
-        self._cache_styles()
 
     def is_autoencoder_step(self) -> bool:
         """Every (T+1)-th optimiser step, from the step count, so the schedule survives resuming."""
