@@ -14,7 +14,6 @@ Loss-network weights are random here: speed does not depend on their values.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from perceptual.inference import Runner
+from perceptual.inference import Runner, describe_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, gram_matrix
 from perceptual.lossnet import LossNetwork
 from perceptual.nets import StyleTransferNet
@@ -156,8 +155,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the fast path")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print(f"{describe_device(device)}\n")
 
     batch_size, size = 4, 256
     batch = torch.rand(batch_size, 3, size, size, device=device)

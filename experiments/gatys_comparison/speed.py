@@ -13,13 +13,13 @@ are random (speed does not depend on their values).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
 from perceptual.gatys import initial_image, optimize_image
+from perceptual.inference import describe_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.lossnet import LossNetwork
 from perceptual.nets import StyleTransferNet
@@ -53,8 +53,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="run all 500 iterations instead of extrapolating")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(describe_device(device))
     torch.manual_seed(0)
     net = StyleTransferNet().to(device).eval()
     criterion = PerceptualCriterion(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 from collections.abc import Callable
 
 import torch
@@ -26,7 +25,7 @@ from torch.utils.benchmark import Timer
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import builtin_image
-from perceptual.inference import Runner
+from perceptual.inference import Runner, describe_device
 from perceptual.losses import FeatureLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.lossnet import LossNetwork
 from perceptual.metrics import psnr
@@ -93,8 +92,7 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print(f"{describe_device(device)}\n")
 
     print(f"training, x{args.scale}, batch {args.batch_size} x {args.crop}^2 HR ({args.crop // args.scale}^2 LR)")
     print("| variant | s/step | images/s | speed-up |")

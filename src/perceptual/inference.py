@@ -7,6 +7,7 @@ Hydra config tree nor the loss network's weights are needed to stylise or upscal
 from __future__ import annotations
 
 import logging
+import platform
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -55,6 +56,12 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
     return torch.device(device)
+
+
+def describe_device(device: torch.device) -> str:
+    """One line naming the device, torch version and CPU threads, for benchmark reports."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}"
 
 
 class Runner:
