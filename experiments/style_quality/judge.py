@@ -1,0 +1,72 @@
+"""Judge style nets (or finished images) on held-out photos: Gram-distance ratio, colour spread,
+edge correlation (see perceptual.quality). Prints a table, writes results.json and the images.
+
+    python experiments/style_quality/judge.py --ckpt zoo:starry_night --style starry_night --out /tmp/judged
+    python experiments/style_quality/judge.py --image result.png --photo chicago.jpg --style starry_night.jpg
+
+Photos are judged at 256 px on the shorter side; the style image at 256 px too (as trained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from perceptual.data.sample import resolve_image
+from perceptual.imaging.io import list_images, load_image, save_image
+from perceptual.inference import Runner, load_net
+from perceptual.quality import StyleJudge
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def style_path(spec: str) -> str:
+    """A style given by name (``starry_night``) resolves to the shared style images."""
+    candidate = SHARED / "styles" / f"{spec}.jpg"
+    return str(candidate) if candidate.is_file() else spec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", help="style-net checkpoint (or zoo:<name>)")
+    parser.add_argument("--image", type=Path, help="an already stylised image (with --photo)")
+    parser.add_argument("--photo", type=Path, help="the photo --image was made from")
+    parser.add_argument("--style", required=True, help="style image path or shared style name")
+    parser.add_argument("--photos", type=Path, default=SHARED / "content", help="held-out photos")
+    parser.add_argument("--size", type=int, default=256, help="shorter side of photos and style")
+    parser.add_argument("--out", type=Path, help="write stylised images and results.json here")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    judge = StyleJudge(resolve_image(style_path(args.style), "style", args.size))
+    if args.image is not None:
+        photo = TF.resize(load_image(args.photo), args.size, antialias=True)
+        output = TF.resize(load_image(args.image), list(photo.shape[-2:]), antialias=True)
+        results = {args.photo.stem: judge.score(output, photo).as_dict()}
+    else:
+        net, _ = load_net(args.ckpt)
+        runner = Runner(net, device="cpu")
+        results = {}
+        for path in list_images(args.photos):
+            photo = TF.resize(load_image(path), args.size, antialias=True)
+            output = runner(photo[None])[0]
+            results[path.stem] = judge.score(output, photo).as_dict()
+            if args.out:
+                save_image(output, args.out / f"{path.stem}.png")
+    rows = list(results.values())
+    results["mean"] = {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
+    print(f"{'photo':<20} {'gram ratio':>10} {'colour':>8} {'edges':>8}")
+    for name, row in results.items():
+        print(f"{name:<20} {row['gram_ratio']:>10.3f} {row['colour_spread']:>8.3f} {row['edge_correlation']:>8.3f}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
