@@ -27,7 +27,10 @@ NET_PREFIX = "net."
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path).expanduser()
+    """A training checkpoint, or a zoo entry given as ``zoo:<name>`` (see :mod:`perceptual.zoo`)."""
+    from perceptual.zoo import resolve  # late: the zoo module builds on this one
+
+    path = resolve(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
     try:
@@ -45,7 +48,11 @@ def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The trained net in eval mode, and the checkpoint (for task-specific metadata)."""
     checkpoint = load_checkpoint(path)
     net = instantiate(checkpoint["net_config"])
-    state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
+    state = {  # zoo entries store floating weights as fp16
+        k.removeprefix(NET_PREFIX): v.float() if v.is_floating_point() else v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith(NET_PREFIX)
+    }
     net.load_state_dict(state)
     return net.eval(), checkpoint
 

@@ -1,0 +1,177 @@
+"""The model zoo: trained nets shipped in the repository and addressable as ``ckpt=zoo:<name>``.
+
+An entry is one file ``<zoo>/<name>.pt``: a slim checkpoint that :func:`perceptual.inference.load_net` reads like a
+training checkpoint -- ``net_config``, ``state_dict`` (the net's ``net.``-prefixed weights only, floating tensors as
+float16 so that the repository stays small), ``task``, ``styles`` (StyleBank) -- plus ``zoo``, the metadata that says
+how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists, strings,
+numbers and tensors only, so they load with ``torch.load(weights_only=True)``.
+
+The zoo folder is the repository's ``zoo/`` (:data:`ZOO_DIR`); the environment variable ``PERCEPTUAL_ZOO`` points every
+command at another folder (read at call time, so tests and other checkouts can redirect it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from perceptual.errors import ConfigError, DataError
+from perceptual.inference import NET_PREFIX, load_checkpoint
+
+ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo"
+ZOO_ENV = "PERCEPTUAL_ZOO"
+PREFIX = "zoo:"
+SUFFIX = ".pt"
+LIST_COMMAND = "python src/zoo.py"
+# Metadata every entry records as text; steps default to the checkpoint's global step, metrics to {}.
+TEXT_FIELDS = ("description", "trained_on", "loss_net_weights", "wall_time", "hardware", "command")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One entry as listed: its name, file, size on disk and metadata (the entry's ``zoo`` dict)."""
+
+    name: str
+    path: Path
+    size_mb: float
+    metadata: dict[str, Any]
+
+
+def zoo_folder(zoo_dir: str | Path | None = None) -> Path:
+    """``zoo_dir``, else ``$PERCEPTUAL_ZOO``, else the repository's ``zoo/``."""
+    return Path(zoo_dir or os.environ.get(ZOO_ENV) or ZOO_DIR).expanduser()
+
+
+def entry_names(zoo_dir: str | Path | None = None) -> list[str]:
+    """The names usable as ``zoo:<name>``, sorted."""
+    return sorted(path.stem for path in zoo_folder(zoo_dir).glob(f"*{SUFFIX}"))
+
+
+def resolve(spec: str | Path, zoo_dir: str | Path | None = None) -> Path:
+    """A ``ckpt=`` value as a file: ``zoo:<name>`` is the zoo entry ``<name>``, anything else a path."""
+    if not str(spec).startswith(PREFIX):
+        return Path(spec).expanduser()
+    name, names = str(spec).removeprefix(PREFIX), entry_names(zoo_dir)
+    if name not in names:  # also refuses names that would leave the folder (zoo:../x)
+        raise DataError(
+            f"no zoo entry '{name}' in {zoo_folder(zoo_dir)}; available: {', '.join(names) or 'none'} "
+            f"(list them with: {LIST_COMMAND})"
+        )
+    return zoo_folder(zoo_dir) / f"{name}{SUFFIX}"
+
+
+def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry for a training checkpoint: net weights as float16 (integer buffers unchanged), no optimiser state,
+    loss network or style image, and the metadata with the task and (by default) the step count filled in."""
+    missing = [key for key in TEXT_FIELDS if metadata.get(key) in (None, "")]
+    if missing:
+        given = " ".join(f"{key}=..." for key in missing)
+        raise ConfigError(f"zoo entry metadata lacks {', '.join(missing)}; give {given}")
+    steps = metadata.get("steps")
+    steps = checkpoint.get("global_step") if steps is None else steps
+    if not isinstance(steps, int):
+        raise ConfigError(f"steps={steps} is not a step count; give steps=<number of training steps>")
+    state = {}
+    for key, value in checkpoint["state_dict"].items():
+        if not key.startswith(NET_PREFIX):
+            continue
+        if value.is_floating_point():
+            if value.numel() and value.abs().max() > torch.finfo(torch.float16).max:
+                raise DataError(f"weight {key} exceeds the float16 range; this net cannot be stored as a zoo entry")
+            value = value.half()
+        state[key] = value
+    entry = {"net_config": dict(checkpoint["net_config"]), "state_dict": state, "task": checkpoint["task"]}
+    if "styles" in checkpoint:
+        entry["styles"] = list(checkpoint["styles"])
+    entry["zoo"] = {
+        **{key: str(metadata[key]) for key in TEXT_FIELDS},
+        "task": checkpoint["task"],
+        "steps": steps,
+        "metrics": dict(metadata.get("metrics") or {}),
+    }
+    return entry
+
+
+def save_entry(
+    checkpoint: Mapping[str, Any] | str | Path,
+    name: str,
+    metadata: Mapping[str, Any],
+    zoo_dir: str | Path | None = None,
+) -> Path:
+    """Write ``<zoo>/<name>.pt`` from a training checkpoint (dict or ``.ckpt`` path); a crash leaves no partial file,
+    and an existing entry is never overwritten (replacing a published net should be a deliberate ``rm``)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ConfigError(f"zoo entry name={name!r} must be letters, digits, '_' and '-' (e.g. name=starry_night)")
+    folder = zoo_folder(zoo_dir)
+    path = folder / f"{name}{SUFFIX}"
+    if path.exists():
+        raise ConfigError(f"zoo entry {path} exists; remove it first or pick another name")
+    entry = slim(checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint), metadata)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(entry, tmp)
+        try:  # the format's promise: loadable without unpickling code
+            torch.load(tmp, weights_only=True)
+        except Exception as error:
+            raise ConfigError(f"zoo entry metadata must be plain str/int/float/list/dict values ({error})") from None
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an entry is for everyone
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_entry(path: Path) -> dict[str, Any]:
+    """An entry file, safely (``weights_only``) and lazily (memory-mapped tensors)."""
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise DataError(f"cannot read zoo entry {path} ({type(error).__name__}); remove or re-add it") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("zoo"), dict):
+        raise DataError(f"{path} is not a zoo entry (no zoo metadata); remove it or re-add it with {LIST_COMMAND}")
+    return entry
+
+
+def list_entries(zoo_dir: str | Path | None = None) -> list[ZooEntry]:
+    """Every entry with its metadata, by name; an unreadable file is an error rather than silently left out."""
+    folder = zoo_folder(zoo_dir)
+    entries = []
+    for name in entry_names(folder):
+        path = folder / f"{name}{SUFFIX}"
+        entries.append(ZooEntry(name, path, path.stat().st_size / 2**20, read_entry(path)["zoo"]))
+    return entries
+
+
+def format_table(entries: list[ZooEntry]) -> str:
+    """The entries as a markdown table, as ``python src/zoo.py`` prints them."""
+    lines = ["| name | task | description | size (MB) | steps | loss-net weights |", "|---|---|---|---:|---:|---|"]
+    for entry in entries:
+        info = entry.metadata
+        lines.append(
+            f"| {entry.name} | {info['task']} | {info['description']} | {entry.size_mb:.1f} | {info['steps']} "
+            f"| {info['loss_net_weights']} |"
+        )
+    return "\n".join(lines)
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """Figures to record with an entry, from a JSON object file (e.g. an evaluation's results.json)."""
+    path = Path(path).expanduser()
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read metrics={path} ({type(error).__name__}); pass a JSON file") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"metrics={path} holds a {type(metrics).__name__}; pass a JSON object of figures")
+    return metrics

@@ -1,0 +1,109 @@
+"""The model zoo: slim fp16 entries from a real training checkpoint, ``zoo:<name>`` resolution, listing, the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from perceptual.errors import ConfigError, DataError
+from perceptual.inference import load_net
+from perceptual.zoo import ZOO_ENV, format_table, list_entries, resolve, save_entry
+
+METADATA = {
+    "description": "tiny smoke-test net",
+    "trained_on": "scikit-image sample photos",
+    "loss_net_weights": "random",
+    "wall_time": "30 s",
+    "hardware": "2-core CPU",
+    "command": "python src/train.py debug=fast",
+    "metrics": {"val/loss": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained_style_run: Path) -> Path:
+    return trained_style_run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zoo folder holding one entry, ``tiny``, made from the training checkpoint."""
+    folder = tmp_path_factory.mktemp("zoo")
+    save_entry(ckpt, "tiny", METADATA, zoo_dir=folder)
+    return folder
+
+
+def test_entry_is_fp16_net_weights_only(ckpt: Path, zoo_dir: Path) -> None:
+    path = resolve("zoo:tiny", zoo_dir)
+    assert path == zoo_dir / "tiny.pt"
+    entry = torch.load(path, weights_only=True)
+    original = torch.load(ckpt, weights_only=False)
+    assert set(entry) == {"net_config", "state_dict", "task", "zoo"}
+    assert entry["net_config"] == original["net_config"] and entry["task"] == "style"
+    assert entry["state_dict"].keys() == {k for k in original["state_dict"] if k.startswith("net.")}
+    dtypes = {key: value.dtype for key, value in entry["state_dict"].items()}
+    assert {dtype for key, dtype in dtypes.items() if not key.endswith("num_batches_tracked")} == {torch.float16}
+    assert {dtype for key, dtype in dtypes.items() if key.endswith("num_batches_tracked")} == {torch.int64}
+    fp32_bytes = sum(v.numel() * v.element_size() for v in original["state_dict"].values())
+    assert path.stat().st_size < 0.55 * fp32_bytes  # half the fp32 weights, plus little else
+    assert path.stat().st_size < ckpt.stat().st_size / 4  # no optimiser state
+
+
+def test_zoo_net_matches_checkpoint_net(ckpt: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ZOO_ENV, str(zoo_dir))
+    net, checkpoint = load_net("zoo:tiny")
+    reference, _ = load_net(ckpt)
+    assert checkpoint["zoo"]["steps"] == 4 and all(p.dtype == torch.float32 for p in net.parameters())
+    image = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(net(image), reference(image), atol=1e-3, rtol=0)
+
+
+def test_listing_shows_metadata(zoo_dir: Path) -> None:
+    [entry] = list_entries(zoo_dir)
+    assert entry.name == "tiny" and entry.path == zoo_dir / "tiny.pt" and 0 < entry.size_mb < 10
+    assert entry.metadata == {**METADATA, "task": "style", "steps": 4}
+    assert f"| tiny | style | tiny smoke-test net | {entry.size_mb:.1f} | 4 | random |" in format_table([entry])
+
+
+def test_unknown_name_lists_the_entries(zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DataError, match=r"no zoo entry 'nope' .*available: tiny \(list them with: python src/zoo.py\)"):
+        resolve("zoo:nope", zoo_dir)
+    monkeypatch.setenv(ZOO_ENV, str(zoo_dir))
+    with pytest.raises(DataError, match="available: tiny"):
+        load_net("zoo:../zoo/tiny")
+
+
+def test_save_refuses_incomplete_metadata_and_overwriting(ckpt: Path, zoo_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("lacks hardware, command; give hardware=... command=...")):
+        save_entry(ckpt, "other", {**METADATA, "hardware": "", "command": None}, zoo_dir=zoo_dir)
+    with pytest.raises(ConfigError, match="exists"):
+        save_entry(ckpt, "tiny", METADATA, zoo_dir=zoo_dir)
+    assert [path.name for path in zoo_dir.iterdir()] == ["tiny.pt"]  # no temporary files left behind
+
+
+def test_cli_adds_and_lists(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ZOO_ENV, str(tmp_path))
+    added = run_cli(
+        "zoo.py",
+        "action=add",
+        "name=from_cli",
+        f"ckpt={ckpt}",
+        "description=added from the command line",
+        "trained_on=sample photos",
+        "loss_net_weights=random",
+        "wall_time=30 s",
+        "hardware=2-core CPU",
+        "command='python src/train.py debug=fast scale=4'",
+        "steps=7",
+    )
+    assert added.returncode == 0, added.stderr[-2000:]
+    listed = run_cli("zoo.py")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    [entry] = list_entries()
+    assert f"| from_cli | style | added from the command line | {entry.size_mb:.1f} | 7 | random |" in listed.stdout
+    assert entry.metadata["command"] == "python src/train.py debug=fast scale=4"
