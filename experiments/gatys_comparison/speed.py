@@ -4,7 +4,8 @@
 
 Optimisation: L-BFGS over the pixels with the style-transfer criterion (VGG-16, content relu2_2,
 style relu1_2..relu4_3, TV), L-BFGS with a strong-Wolfe line search. After the first few iterations each
-one runs a single objective evaluation, so the time of 100/300/500 iterations is the median measured iteration time (``--measure``
+one runs a single objective evaluation, so the time of 100/300/500 iterations is the median measured
+iteration time (``--measure``
 iterations after one warm-up) times the count; pass ``--full`` to run all 500 instead.
 Feed-forward: the Johnson style net, eager fp32, median of 3 runs after warm-up. Loss-network weights
 are random (speed does not depend on their values).
