@@ -94,8 +94,8 @@ def _load_imagenet(arch: Arch) -> dict[str, Tensor]:
 def _load_hed(arch: Arch, source: Path | None = None) -> dict[str, Tensor]:
     if arch != "vgg16":
         raise ConfigError(
-            f"loss_net.weights=hed provides VGG-16 only, not {arch}; use loss_net=vgg16 with the VGG-16 layers "
-            "of the preset (see conf/loss_net/vgg16_hed.yaml for the VGG-19 -> VGG-16 layer mapping)"
+            f"loss_net.weights=hed provides VGG-16 only, not {arch}; use loss_net=vgg16 with VGG-16 layers "
+            "(e.g. relu3_4 -> relu3_3; the mapping is in the README's 'Pretrained loss network')"
         )
     log.info("loss network: %s", HED_NOTE)
     return hed.load_hed_state(source)

@@ -16,7 +16,7 @@ from perceptual.gatys import OptimizationResult, initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
 from perceptual.losses.criterion import LossOutput
-from perceptual.training import build_criterion
+from perceptual.training import build_criterion, flush_denormals
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def write_loss_curve(result: OptimizationResult, path: Path) -> None:
 
 def optimize(cfg: DictConfig) -> OptimizationResult:
     """Run ``optimize.yaml``: content + style through the configured loss, from content or noise."""
+    flush_denormals()
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.paths.output_dir)
     content = resolve_image(cfg.content, "content", cfg.image_size).to(device)[None]

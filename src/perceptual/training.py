@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
@@ -74,8 +75,19 @@ def checkpoint_path(path: str | None) -> str | None:
     return path
 
 
+def flush_denormals() -> None:
+    """Treat subnormal floats as zero on the CPU (as TensorFlow does by default).
+
+    Gradients that fade through saturated activations become subnormal, and x86 convolutions on
+    subnormals run about 8x slower: a 64 px style-training step took 12 s instead of 1.5 s. Values
+    below 1e-38 carry nothing a perceptual loss can use.
+    """
+    torch.set_flush_denormal(True)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
+    flush_denormals()
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = checkpoint_path(cfg.get("ckpt_path"))
     datamodule = instantiate(cfg.data)
