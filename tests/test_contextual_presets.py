@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from perceptual.training import build_criterion
 from test_config import compose_train
 
 
@@ -27,3 +28,16 @@ def test_short_training_with_each_preset(overrides: list[str], tmp_path: Path) -
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     log = (tmp_path / "train.log").read_text()
     assert "train/loss" in log and "nan" not in log.lower()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "layers"),
+    [(["loss=contextual_style_vgg16"], ["conv3_2", "conv4_2"]), (["task=sr", "loss=contextual_sr_vgg16"], ["relu3_3"])],
+)
+def test_vgg16_variants_for_hed_weights(overrides: list[str], layers: list[str]) -> None:
+    cfg = compose_train(*overrides, "loss_net.weights=random")
+    assert cfg.loss_net.arch == "vgg16"
+    terms = cfg.loss.terms
+    assert list((terms.get("style") or terms.contextual).layers) == layers
+    criterion = build_criterion(cfg.loss, cfg.loss_net)  # every layer exists in VGG-16
+    assert criterion.loss_net.arch == "vgg16"

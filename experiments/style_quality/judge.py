@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.data.sample import resolve_image
+from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
 from perceptual.imaging.io import list_images, load_image, save_image
 from perceptual.inference import Runner, load_net
 from perceptual.quality import StyleJudge
@@ -26,9 +26,10 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def style_path(spec: str) -> str:
-    """A style given by name (``starry_night``) resolves to the shared style images."""
+    """A built-in name (``mosaic``: the embedded default's generated style) stays as it is; another bare name
+    (``starry_night``) resolves to the shared style images."""
     candidate = SHARED / "styles" / f"{spec}.jpg"
-    return str(candidate) if candidate.is_file() else spec
+    return str(candidate) if spec not in BUILTIN_IMAGES and candidate.is_file() else spec
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""The README gallery, made from the model zoo and the shared evaluation images.
+
+    python experiments/gallery/make_gallery.py [--optimisation-steps 100]
+
+Writes compact JPEGs into experiments/gallery/:
+- ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (256 px shorter side);
+- ``feedforward_vs_optimisation.jpg``: chicago, the zoo net's one pass, and L-BFGS on the same criterion;
+- ``super_resolution.jpg``: crops of Set5/Set14 x4: bicubic | zoo:sr_x4_pixel | zoo:sr_x4_perceptual | HR.
+Needs the zoo entries, ../shared/data and the HED weights (for the optimisation baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+from torchvision.transforms.v2 import functional as TF
+
+from perceptual.gatys import optimize_image
+from perceptual.imaging.io import load_image
+from perceptual.imaging.resize import imresize
+from perceptual.inference import Runner, load_net
+from perceptual.losses import FeatureLoss, GramStyleLoss, TotalVariationLoss
+from perceptual.losses.criterion import PerceptualCriterion
+from perceptual.lossnet import LossNetwork
+from perceptual.training import flush_denormals
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[2] / "shared" / "data"
+PHOTOS = ("chicago", "amber", "hoovertowernight")
+STYLE_NETS = ("starry_night", "candy")
+# (benchmark image, top, left, side) of the SR crops, in HR pixels
+SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
+LABEL_HEIGHT = 18
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    return TF.to_pil_image(image.clamp(0, 1))
+
+
+def grid(rows: list[list[Image.Image]], labels: list[str], gap: int = 4) -> Image.Image:
+    """Images in rows (equal heights per row) under a row of column labels."""
+    widths = [max(row[c].width for row in rows) for c in range(len(labels))]
+    height = LABEL_HEIGHT + sum(max(im.height for im in row) + gap for row in rows)
+    canvas = Image.new("RGB", (sum(widths) + gap * (len(widths) - 1), height), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for label, width in zip(labels, widths):
+        draw.text((x + 4, 3), label, fill="black")
+        x += width + gap
+    y = LABEL_HEIGHT
+    for row in rows:
+        x = 0
+        for image, width in zip(row, widths):
+            canvas.paste(image, (x, y))
+            x += width + gap
+        y += max(im.height for im in row) + gap
+    return canvas
+
+
+def photo(name: str, size: int = 256) -> torch.Tensor:
+    return TF.resize(load_image(SHARED / "content" / f"{name}.jpg"), size, antialias=True)
+
+
+def style_transfer() -> None:
+    runners = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in STYLE_NETS}
+    rows = []
+    for name in PHOTOS:
+        image = photo(name)
+        rows.append([to_pil(image)] + [to_pil(runners[n](image[None])[0]) for n in STYLE_NETS])
+    styles = [to_pil(TF.resize(load_image(SHARED / "styles" / f"{n}.jpg"), 128, antialias=True)) for n in STYLE_NETS]
+    blank = Image.new("RGB", (8, 128), "white")
+    grid([[blank, *styles]] + rows, ["photo", *[f"zoo:{n}" for n in STYLE_NETS]]).save(
+        HERE / "style_transfer.jpg", quality=85
+    )
+
+
+def feedforward_vs_optimisation(steps: int) -> None:
+    image = photo("chicago")
+    style = TF.resize(load_image(SHARED / "styles" / "starry_night.jpg"), 256, antialias=True)
+    feedforward = Runner(load_net("zoo:starry_night")[0], device="cpu")(image[None])[0]
+    terms = {  # conf/loss/style.yaml: the criterion the zoo net trained with
+        "content": FeatureLoss(1.0, ["relu2_2"]),
+        "style": GramStyleLoss(10.0, ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]),
+        "tv": TotalVariationLoss(1e-6),
+    }
+    criterion = PerceptualCriterion(terms, loss_net=lambda layers: LossNetwork(layers, weights="hed"))
+    criterion.set_styles([style])
+    result = optimize_image(criterion, image[None], image[None], steps=steps)
+    with torch.no_grad():
+        net_loss = criterion(feedforward[None], target=image[None]).total.item()
+    labels = [
+        "photo",
+        f"feed-forward (objective {net_loss:.3g})",
+        f"L-BFGS x{steps} (objective {result.losses[-1]:.3g})",
+    ]
+    grid([[to_pil(image), to_pil(feedforward), to_pil(result.image[0])]], labels).save(
+        HERE / "feedforward_vs_optimisation.jpg", quality=85
+    )
+
+
+def super_resolution(zoom: int = 2) -> None:
+    nets = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in ("sr_x4_pixel", "sr_x4_perceptual")}
+    rows = []
+    for stem, top, left, side in SR_CROPS:
+        hr = load_image(SHARED / "sr" / f"{stem}_SRF_4_HR.png")
+        lr = load_image(SHARED / "sr" / f"{stem}_SRF_4_LR.png")
+        candidates = [imresize(lr, 4).clamp(0, 1)] + [net(lr[None])[0] for net in nets.values()] + [hr]
+        crops = [to_pil(c[:, top : top + side, left : left + side]) for c in candidates]
+        rows.append([c.resize((side * zoom, side * zoom), Image.NEAREST) for c in crops])
+    grid(rows, ["bicubic", "zoo:sr_x4_pixel", "zoo:sr_x4_perceptual", "HR"]).save(
+        HERE / "super_resolution.jpg", quality=88
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--optimisation-steps", type=int, default=100)
+    args = parser.parse_args()
+    flush_denormals()
+    torch.set_grad_enabled(False)
+    style_transfer()
+    super_resolution()
+    with torch.enable_grad():
+        feedforward_vs_optimisation(args.optimisation_steps)
+    for path in sorted(HERE.glob("*.jpg")):
+        print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
