@@ -147,7 +147,8 @@ def test_evaluate_bicubic_baseline_skips_unreadable_images(tmp_path: Path, capsy
     assert sorted(p.name for p in (run_dir / "bicubic").iterdir()) == ["img_000.png", "img_001.png", "img_002.png"]
     assert not (run_dir / "model").exists()
     means = json.loads((run_dir / "results.json").read_text())
-    assert list(means) == ["bicubic"] and set(means["bicubic"]) == {"psnr", "ssim"}
+    assert list(means) == ["bicubic"] and set(means["bicubic"]) == {"psnr", "ssim", "sharpness"}
+    assert 0 < means["bicubic"]["sharpness"] < 1  # bicubic upscaling is blurrier than the HR image
     with open(run_dir / "results.csv") as file:
         assert len(list(csv.DictReader(file))) == 3
     expected = []
@@ -171,7 +172,8 @@ def test_evaluate_checkpoint_with_histogram_matching(sr_run: Path, tmp_path: Pat
         f"hydra.run.dir={run_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| image | bicubic PSNR | bicubic SSIM | model PSNR | model SSIM |" in result.stdout
+    header = "| image | bicubic PSNR | bicubic SSIM | bicubic sharpness | model PSNR | model SSIM | model sharpness |"
+    assert header in result.stdout
     means = json.loads((run_dir / "results.json").read_text())
     assert list(means) == ["bicubic", "model"] and all(np.isfinite(list(means["model"].values())))
     assert load_image(run_dir / "model" / "img_001.png").shape == (3, 64, 64)

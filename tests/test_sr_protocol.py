@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 
 from perceptual.imaging.color import quantize, rgb_to_y
 from perceptual.imaging.resize import imresize, resize_matrix
-from perceptual.metrics import SRPSNR, SRSSIM, crop_border, psnr_y, ssim_y
+from perceptual.metrics import SRPSNR, SRSSIM, crop_border, psnr_y, sharpness_y, ssim_y
 
 SHARED_SR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sr"
 
@@ -263,3 +263,13 @@ def test_imresize_reproduces_shared_set5_x4_lr_images() -> None:
         assert (gray_levels < 0.5).double().mean() > 0.8, hr_path.name
         # Emulating MATLAB's uint8 arithmetic (rounded intermediate image) reproduces them bit for bit.
         assert torch.equal(imresize(hr, 1 / 4, uint8=True) * 255, lr * 255), hr_path.name
+
+
+def test_sharpness_is_gradient_energy_relative_to_hr() -> None:
+    generator = torch.Generator().manual_seed(0)
+    hr = 0.25 + 0.5 * torch.rand(2, 3, 24, 24, generator=generator)
+    assert torch.allclose(sharpness_y(hr, hr, 2), torch.ones(2, dtype=torch.float64))
+    doubled = 0.5 + 2 * (hr - 0.5)  # Y is affine in RGB: twice the contrast, twice the gradients
+    assert torch.allclose(sharpness_y(doubled, hr, 2), torch.full((2,), 2.0, dtype=torch.float64))
+    blurred = torch.nn.functional.avg_pool2d(hr, 3, stride=1, padding=1, count_include_pad=False)
+    assert (sharpness_y(blurred, hr, 2) < 0.7).all()

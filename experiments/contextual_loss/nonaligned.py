@@ -41,7 +41,7 @@ from perceptual.imaging.color import quantize, rgb_to_y
 from perceptual.imaging.io import load_image, to_uint8
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Runner, load_net
-from perceptual.metrics import crop_border, psnr_y, ssim_y
+from perceptual.metrics import crop_border, mean_gradient, psnr_y, ssim_y
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -97,9 +97,7 @@ def held_out_sets(benchmark_dir: Path, scale: int) -> dict[str, list[tuple[str, 
 
 def high_frequency(y: Tensor) -> tuple[Tensor, Tensor]:
     """(variance of the Laplacian, mean gradient magnitude) per image of Y planes [B, 1, H, W]."""
-    laplacian = F.conv2d(y, LAPLACIAN.to(y)).flatten(1).var(dim=1)
-    gy, gx = y[..., 1:, :-1] - y[..., :-1, :-1], y[..., :-1, 1:] - y[..., :-1, :-1]
-    return laplacian, (gx**2 + gy**2).sqrt().flatten(1).mean(dim=1)
+    return F.conv2d(y, LAPLACIAN.to(y)).flatten(1).var(dim=1), mean_gradient(y)
 
 
 def scores(sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:

@@ -27,7 +27,7 @@ from perceptual.imaging.color import quantize
 from perceptual.imaging.io import save_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Precision, Runner, load_net
-from perceptual.metrics import psnr_y, ssim_y
+from perceptual.metrics import psnr_y, sharpness_y, ssim_y
 from perceptual.stylize import BatchReport
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ Upscaler = Callable[[Tensor], Tensor]  # LR [1, 3, h, w] -> SR [1, 3, scale * h,
 
 BENCHMARKS = {"set5": "Set5", "set14": "Set14"}
 BICUBIC, MODEL = "bicubic", "model"
+METRICS = ("psnr", "ssim", "sharpness")
 
 
 def benchmark_folder(benchmark: str, benchmark_dir: str | Path, scale: int) -> Path:
@@ -94,6 +95,7 @@ class Score:
     method: str
     psnr: float
     ssim: float
+    sharpness: float  # mean Y gradient relative to HR (perceptual.metrics.sharpness_y)
 
 
 @dataclass
@@ -111,7 +113,7 @@ class Results:
         return {
             method: {
                 metric: float(np.mean([getattr(s, metric) for s in self.scores if s.method == method]))
-                for metric in ("psnr", "ssim")
+                for metric in METRICS
             }
             for method in self.methods
         }
@@ -122,13 +124,15 @@ class Results:
         for s in self.scores:
             by_image.setdefault(s.image, {})[s.method] = s
         lines = [
-            "| image | " + " | ".join(f"{m} PSNR | {m} SSIM" for m in methods) + " |",
-            "|---|" + "---|---|" * len(methods),
+            "| image | " + " | ".join(f"{m} PSNR | {m} SSIM | {m} sharpness" for m in methods) + " |",
+            "|---|" + "---|---|---|" * len(methods),
         ]
-        rows = [(name, {m: (s.psnr, s.ssim) for m, s in scores.items()}) for name, scores in by_image.items()]
-        rows.append(("**mean**", {m: (v["psnr"], v["ssim"]) for m, v in self.means().items()}))
+        rows = [
+            (name, {m: (s.psnr, s.ssim, s.sharpness) for m, s in scores.items()}) for name, scores in by_image.items()
+        ]
+        rows.append(("**mean**", {m: (v["psnr"], v["ssim"], v["sharpness"]) for m, v in self.means().items()}))
         for name, values in rows:
-            cells = (f"{values[m][0]:.2f} | {values[m][1]:.4f}" for m in methods)
+            cells = (f"{values[m][0]:.2f} | {values[m][1]:.4f} | {values[m][2]:.3f}" for m in methods)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -136,8 +140,8 @@ class Results:
         """``results.csv`` (one row per image and method) and ``results.json`` (means per method)."""
         with open(folder / "results.csv", "w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["image", "method", "psnr", "ssim"])
-            writer.writerows((s.image, s.method, s.psnr, s.ssim) for s in self.scores)
+            writer.writerow(["image", "method", *METRICS])
+            writer.writerows((s.image, s.method, s.psnr, s.ssim, s.sharpness) for s in self.scores)
         (folder / "results.json").write_text(json.dumps(self.means(), indent=2) + "\n")
 
 
@@ -164,9 +168,11 @@ def evaluate(
         for method, image in outputs.items():
             image = quantize(image)
             report.written.append(save_image(image, output_dir / method / f"{name}.png"))
-            psnr, ssim = (float(metric(image[None], hr[None], dataset.scale)) for metric in (psnr_y, ssim_y))
-            results.scores.append(Score(name, method, psnr, ssim))
-            log.info("%s %s: %.2f dB, SSIM %.4f", name, method, psnr, ssim)
+            psnr, ssim, sharpness = (
+                float(metric(image[None], hr[None], dataset.scale)) for metric in (psnr_y, ssim_y, sharpness_y)
+            )
+            results.scores.append(Score(name, method, psnr, ssim, sharpness))
+            log.info("%s %s: %.2f dB, SSIM %.4f, sharpness %.3f", name, method, psnr, ssim, sharpness)
     if not results.scores:
         raise DataError(f"no image of {dataset.root} could be evaluated; see the errors above")
     results.write(output_dir)
