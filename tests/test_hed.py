@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -16,6 +17,7 @@ from torch import Tensor
 from perceptual import hed, lossnet
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import LossNetwork
+from perceptual.training import describe_loss_network
 
 CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256)]
 CHANNELS += [(256, 512)] + [(512, 512)] * 5
@@ -197,3 +199,13 @@ def test_real_hed_weights_find_known_edges() -> None:
     flat[18:30, 24:40] = flat[45:60, 5:75] = True
     assert probability[border].mean() > 0.6
     assert probability[flat].mean() < 0.05
+
+
+def test_runs_say_which_features_the_losses_used(tmp_path: Path) -> None:
+    texts: list[tuple[str, str]] = []
+    logger = SimpleNamespace(experiment=SimpleNamespace(add_text=lambda tag, text: texts.append((tag, text))))
+    describe_loss_network(SimpleNamespace(weights_source="hed"), [logger], tmp_path)
+    assert texts == [("loss_network", lossnet.HED_NOTE)] and "not equal to" in lossnet.HED_NOTE
+    assert not (tmp_path / "WARNING_random_loss_network.txt").exists()
+    describe_loss_network(SimpleNamespace(weights_source="random"), [logger], tmp_path)
+    assert (tmp_path / "WARNING_random_loss_network.txt").is_file() and "RANDOM" in texts[-1][1]

@@ -16,7 +16,7 @@ from torch.utils.tensorboard.summary import hparams
 from perceptual.callbacks import AtomicCheckpointIO
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
-from perceptual.lossnet import RANDOM_WEIGHTS_WARNING
+from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,19 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
                 logger.experiment._get_file_writer().add_summary(summary)
 
 
+def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_dir: Path) -> None:
+    """Say in TensorBoard which weights the losses were computed with; random ones also get a file in the run
+    directory, so that nobody mistakes a smoke run for a result."""
+    note = {"random": RANDOM_WEIGHTS_WARNING, "hed": HED_NOTE}.get(loss_net.weights_source)
+    if note is None:
+        return
+    if loss_net.weights_source == "random":
+        (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")
+    for logger in loggers:
+        if hasattr(logger.experiment, "add_text"):
+            logger.experiment.add_text("loss_network", note)
+
+
 def checkpoint_path(path: str | None) -> str | None:
     if path is not None and not Path(path).is_file():
         raise DataError(
@@ -99,12 +112,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
     log_hparams(loggers, cfg)
-    if criterion.loss_net is not None and not criterion.loss_net.is_pretrained:
-        output_dir = Path(cfg.paths.output_dir)
-        (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")
-        for logger in loggers:
-            if hasattr(logger.experiment, "add_text"):
-                logger.experiment.add_text("warnings", RANDOM_WEIGHTS_WARNING)
+    if criterion.loss_net is not None:
+        describe_loss_network(criterion.loss_net, loggers, Path(cfg.paths.output_dir))
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     log.info("finished at step %d: %s", trainer.global_step, metrics)
