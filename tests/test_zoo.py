@@ -11,7 +11,7 @@ import torch
 from conftest import run_cli
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
-from perceptual.zoo import ZOO_ENV, format_table, list_entries, resolve, save_entry
+from perceptual.zoo import ZOO_DIR, ZOO_ENV, format_table, list_entries, resolve, save_entry
 
 METADATA = {
     "description": "tiny smoke-test net",
@@ -107,3 +107,17 @@ def test_cli_adds_and_lists(ckpt: Path, tmp_path: Path, monkeypatch: pytest.Monk
     [entry] = list_entries()
     assert f"| from_cli | style | added from the command line | {entry.size_mb:.1f} | 7 | random |" in listed.stdout
     assert entry.metadata["command"] == "python src/train.py debug=fast scale=4"
+
+
+@pytest.mark.parametrize("entry", list_entries(ZOO_DIR), ids=lambda entry: entry.name)
+def test_shipped_entries_load_and_run(entry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ZOO_ENV, raising=False)
+    info = entry.metadata
+    assert info["loss_net_weights"] != "random" and info["command"].startswith("python src/train.py")
+    net, _ = load_net(f"zoo:{entry.name}")
+    image = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        out = net(image)
+    scale = getattr(net, "scale", 1)
+    assert out.shape == (1, 3, 37 * scale, 45 * scale) and torch.isfinite(out).all()
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0.01  # not collapsed to a flat colour
