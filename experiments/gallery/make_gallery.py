@@ -5,8 +5,9 @@
 Writes compact JPEGs into experiments/gallery/:
 - ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (256 px shorter side);
 - ``feedforward_vs_optimisation.jpg``: chicago, the zoo net's one pass, and L-BFGS on the same criterion;
-- ``super_resolution.jpg``: crops of Set5/Set14 x4: bicubic | zoo:sr_x4_pixel | zoo:sr_x4_perceptual | HR.
-Needs the zoo entries, ../shared/data and the HED weights (for the optimisation baseline).
+- ``super_resolution.jpg``: crops of Set5/Set14 x4: bicubic | zoo:sr_x4_pixel | zoo:sr_x4_perceptual | HR
+  (made only when both SR entries are in the zoo).
+Needs the style zoo entries, ../shared/data and the HED weights (for the optimisation baseline).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from perceptual.losses import FeatureLoss, GramStyleLoss, TotalVariationLoss
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.lossnet import LossNetwork
 from perceptual.training import flush_denormals
+from perceptual.zoo import entry_names
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[2] / "shared" / "data"
 PHOTOS = ("chicago", "amber", "hoovertowernight")
 STYLE_NETS = ("starry_night", "candy")
+SR_NETS = ("sr_x4_pixel", "sr_x4_perceptual")
 # (benchmark image, top, left, side) of the SR crops, in HR pixels
 SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
 LABEL_HEIGHT = 18
@@ -102,7 +105,7 @@ def feedforward_vs_optimisation(steps: int) -> None:
 
 
 def super_resolution(zoom: int = 2) -> None:
-    nets = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in ("sr_x4_pixel", "sr_x4_perceptual")}
+    nets = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in SR_NETS}
     rows = []
     for stem, top, left, side in SR_CROPS:
         hr = load_image(SHARED / "sr" / f"{stem}_SRF_4_HR.png")
@@ -122,7 +125,10 @@ def main() -> None:
     flush_denormals()
     torch.set_grad_enabled(False)
     style_transfer()
-    super_resolution()
+    if set(SR_NETS) <= set(entry_names()):
+        super_resolution()
+    else:
+        print(f"super_resolution.jpg not made: the zoo lacks {', '.join(sorted(set(SR_NETS) - set(entry_names())))}")
     with torch.enable_grad():
         feedforward_vs_optimisation(args.optimisation_steps)
     for path in sorted(HERE.glob("*.jpg")):
