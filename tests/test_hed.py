@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perceptual import hed, lossnet
+from perceptual.edges import HEDEdges
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import LossNetwork
 from perceptual.training import describe_loss_network
@@ -92,7 +93,7 @@ def fake_registry(tmp_path: Path, fake_h5: Path, monkeypatch: pytest.MonkeyPatch
 def test_converted_net_reproduces_caffe_hed(fake_h5: Path) -> None:
     image = square_image(45, 61)  # odd sizes: pooling must round up as Keras' "same" pooling does
     sides, fused = caffe_reference(fake_h5, image)
-    edges = hed.HEDEdges(hed.convert_hed_h5(fake_h5))
+    edges = HEDEdges(hed.convert_hed_h5(fake_h5))
     with torch.no_grad():
         ours_sides, ours = edges.side_logits(image), edges(image)
     for ours_side, side in zip(ours_sides, sides):
@@ -110,10 +111,7 @@ def test_features_are_caffe_activations_divided_by_k(fake_h5: Path) -> None:
         for group in hed._H5_CONVS[:2]:
             weight = torch.from_numpy(h5[f"{group}/0"][()]).permute(3, 2, 0, 1)
             x = F.relu(F.conv2d(x, weight, torch.from_numpy(h5[f"{group}/1"][()]), padding=1))
-    net = LossNetwork(["relu1_2"], weights="random")
-    net.features.load_state_dict({k.removeprefix("features."): v for k, v in hed.convert_hed_h5(fake_h5).items()
-                                  if k.startswith("features.") and int(k.split(".")[1]) < 4})  # fmt: skip
-    ours = net(image)["relu1_2"]
+    ours = LossNetwork(["relu1_2"], weights=hed.convert_hed_h5(fake_h5))(image)["relu1_2"]
     interior = (..., slice(2, -2), slice(2, -2))
     assert torch.allclose(ours[interior] * hed.ACTIVATION_SCALE, x[interior], rtol=1e-4, atol=1e-3)
 
@@ -187,7 +185,7 @@ def test_auto_falls_back_to_random_for_vgg19(fake_registry: list[Path], monkeypa
 @pytest.mark.pretrained
 def test_real_hed_weights_find_known_edges() -> None:
     try:
-        edges = hed.HEDEdges()
+        edges = HEDEdges()
     except WeightsUnavailableError as error:
         pytest.skip(f"real HED weights unavailable: {error}")
     image = square_image(64, 80)

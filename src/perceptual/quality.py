@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from perceptual.hed import HEDEdges
+from perceptual.edges import HEDEdges
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet import LossNetwork
 
