@@ -36,7 +36,9 @@ Upscaler = Callable[[Tensor], Tensor]  # LR [1, 3, h, w] -> SR [1, 3, scale * h,
 
 BENCHMARKS = {"set5": "Set5", "set14": "Set14"}
 BICUBIC, MODEL = "bicubic", "model"
-METRICS = ("psnr", "ssim", "sharpness")
+METRICS = ("psnr", "ssim", "sharpness")  # Score fields, in table and CSV order
+METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sharpness": "sharpness"}
+METRIC_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "sharpness": "{:.3f}"}
 
 
 def benchmark_folder(benchmark: str, benchmark_dir: str | Path, scale: int) -> Path:
@@ -97,6 +99,10 @@ class Score:
     ssim: float
     sharpness: float  # mean Y gradient relative to HR (perceptual.metrics.sharpness_y)
 
+    def values(self) -> dict[str, float]:
+        """The figures by :data:`METRICS` name, in that order."""
+        return {metric: getattr(self, metric) for metric in METRICS}
+
 
 @dataclass
 class Results:
@@ -109,10 +115,10 @@ class Results:
         return list(dict.fromkeys(s.method for s in self.scores))
 
     def means(self) -> dict[str, dict[str, float]]:
-        """``{method: {"psnr": mean dB, "ssim": mean}}``: means of per-image values, as papers report them."""
+        """``{method: {metric: mean}}`` over :data:`METRICS`: means of per-image values, as papers report them."""
         return {
             method: {
-                metric: float(np.mean([getattr(s, metric) for s in self.scores if s.method == method]))
+                metric: float(np.mean([s.values()[metric] for s in self.scores if s.method == method]))
                 for metric in METRICS
             }
             for method in self.methods
@@ -124,15 +130,13 @@ class Results:
         for s in self.scores:
             by_image.setdefault(s.image, {})[s.method] = s
         lines = [
-            "| image | " + " | ".join(f"{m} PSNR | {m} SSIM | {m} sharpness" for m in methods) + " |",
-            "|---|" + "---|---|---|" * len(methods),
+            "| image | " + " | ".join(f"{m} {METRIC_TITLES[k]}" for m in methods for k in METRICS) + " |",
+            "|---|" + "---|" * len(METRICS) * len(methods),
         ]
-        rows = [
-            (name, {m: (s.psnr, s.ssim, s.sharpness) for m, s in scores.items()}) for name, scores in by_image.items()
-        ]
-        rows.append(("**mean**", {m: (v["psnr"], v["ssim"], v["sharpness"]) for m, v in self.means().items()}))
+        rows = [(name, {m: s.values() for m, s in scores.items()}) for name, scores in by_image.items()]
+        rows.append(("**mean**", self.means()))
         for name, values in rows:
-            cells = (f"{values[m][0]:.2f} | {values[m][1]:.4f} | {values[m][2]:.3f}" for m in methods)
+            cells = (METRIC_FORMATS[k].format(values[m][k]) for m in methods for k in METRICS)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -141,7 +145,7 @@ class Results:
         with open(folder / "results.csv", "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["image", "method", *METRICS])
-            writer.writerows((s.image, s.method, s.psnr, s.ssim, s.sharpness) for s in self.scores)
+            writer.writerows((s.image, s.method, *s.values().values()) for s in self.scores)
         (folder / "results.json").write_text(json.dumps(self.means(), indent=2) + "\n")
 
 
