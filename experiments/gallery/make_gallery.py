@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
@@ -23,14 +24,12 @@ from perceptual.gatys import optimize_image
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Runner, load_net
-from perceptual.losses import FeatureLoss, GramStyleLoss, TotalVariationLoss
-from perceptual.losses.criterion import PerceptualCriterion
-from perceptual.lossnet import LossNetwork
-from perceptual.training import flush_denormals
+from perceptual.training import build_criterion, flush_denormals
 from perceptual.zoo import entry_names
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[2] / "shared" / "data"
+REPO = HERE.parents[1]
+SHARED = REPO.parent / "shared" / "data"
 PHOTOS = ("chicago", "amber", "hoovertowernight")
 STYLE_NETS = ("starry_night", "candy")
 SR_NETS = ("sr_x4_pixel", "sr_x4_perceptual")
@@ -84,12 +83,9 @@ def feedforward_vs_optimisation(steps: int) -> None:
     image = photo("chicago")
     style = TF.resize(load_image(SHARED / "styles" / "starry_night.jpg"), 256, antialias=True)
     feedforward = Runner(load_net("zoo:starry_night")[0], device="cpu")(image[None])[0]
-    terms = {  # conf/loss/style.yaml: the criterion the zoo net trained with
-        "content": FeatureLoss(1.0, ["relu2_2"]),
-        "style": GramStyleLoss(10.0, ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]),
-        "tv": TotalVariationLoss(1e-6),
-    }
-    criterion = PerceptualCriterion(terms, loss_net=lambda layers: LossNetwork(layers, weights="hed"))
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):  # the zoo net's own recipe
+        cfg = compose("train", overrides=["experiment=zoo_style", "loss_net.weights=hed"])
+    criterion = build_criterion(cfg.loss, cfg.loss_net)
     criterion.set_styles([style])
     result = optimize_image(criterion, image[None], image[None], steps=steps)
     with torch.no_grad():
