@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from perceptual.errors import ConfigError
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
@@ -46,3 +47,29 @@ def test_output_modes() -> None:
 def test_invalid_scale_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="scale=3 is not supported; use one of: 2, 4, 8"):
         SuperResolutionNet(scale=3)
+
+
+@pytest.mark.parametrize("padding", ["same", "paper"])
+def test_bicubic_skip_starts_as_bicubic_and_learns_a_residual(padding: str) -> None:
+    torch.manual_seed(0)
+    net = SuperResolutionNet(scale=4, width=8, padding=padding, output="clamp", skip="bicubic")
+    stripes = 0.2 * torch.sign(torch.sin(torch.arange(44) * 1.3))  # detail bicubic cannot restore
+    hr = (F.interpolate(torch.rand(2, 3, 6, 7), size=(36, 44), mode="bilinear") + stripes).clamp(0, 1)
+    lr = F.avg_pool2d(hr, 4)
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(net.eval()(lr), bicubic.clamp(0, 1))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    losses = []
+    for _ in range(20):
+        loss = (net(lr) - hr).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bicubic_skip_needs_clamp_output() -> None:
+    with pytest.raises(ConfigError, match=r"skip=bicubic .* set output=clamp"):
+        SuperResolutionNet(scale=4, skip="bicubic")

@@ -9,7 +9,9 @@ to what the net needs and the output cropped back.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
@@ -29,6 +31,8 @@ from perceptual.nets.blocks import (
 )
 
 SR_SCALES = (2, 4, 8)
+Skip = Literal["none", "bicubic"]
+SKIPS = ("none", "bicubic")
 
 
 class _PaddedTransformNet(nn.Module):
@@ -89,7 +93,12 @@ class StyleTransferNet(_PaddedTransformNet):
 class SuperResolutionNet(_PaddedTransformNet):
     """c9s1-64, 4 x R64, log2(scale) x u64, c9s1-3 (Johnson et al., supplementary Table 2).
 
-    x4 maps 72x72 to 288x288 and x8 36x36 to 288x288; options as :class:`StyleTransferNet`.
+    x4 maps 72x72 to 288x288 and x8 36x36 to 288x288; options as :class:`StyleTransferNet`, plus
+
+    Args:
+        skip: ``none`` (the paper) or ``bicubic``: the net predicts a residual over the bicubic upscale of its input
+            (global residual learning, Kim et al. 2016, VDSR). Its last conv starts at zero, so an untrained net is
+            exactly bicubic and a short training only has to learn detail; needs ``output=clamp``.
     """
 
     def __init__(
@@ -101,10 +110,14 @@ class SuperResolutionNet(_PaddedTransformNet):
         upsample: Upsample = "transpose",
         padding: Padding = "same",
         output: Output = "tanh",
+        skip: Skip = "none",
     ) -> None:
         if scale not in SR_SCALES:
             raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
         check_choice("padding", padding, PADDINGS)
+        check_choice("skip", skip, SKIPS)
+        if skip == "bicubic" and output != "clamp":
+            raise ConfigError("skip=bicubic adds the residual to a bicubic upscale; set output=clamp (not tanh)")
         body = nn.Sequential(
             ConvBlock(3, width, 9, 1, norm),
             *[ResidualBlock(width, norm, padding) for _ in range(n_residual)],
@@ -115,3 +128,15 @@ class SuperResolutionNet(_PaddedTransformNet):
         context = 2 * n_residual if padding == "paper" else 0
         super().__init__(body, downsample=1, upscale=scale, context=context)
         self.scale = scale
+        self.skip = skip
+        if skip == "bicubic":
+            last_conv = body[-2][1]
+            nn.init.zeros_(last_conv.weight)
+            nn.init.zeros_(last_conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.skip == "none":
+            return super().forward(x)
+        upscaled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        residual = self.body[:-1](self.pad(x) if self.context else x)
+        return self.body[-1](upscaled + residual[..., : upscaled.shape[-2], : upscaled.shape[-1]])
