@@ -10,8 +10,8 @@ ONNX graphs do not carry; TorchScript keeps it and takes any size). StyleBank gr
 summing to 1); every bank runs and the weights mix them, since a graph cannot skip unused banks.
 
 ONNX goes through ``torch.export`` (the exporter ``torch.onnx.export`` uses by default) with dynamic dimensions.
-It traces one example size and does not always refuse what holds only for that size (a cropped view's memory layout
-did, silently), so the nets avoid size-dependent branches (:func:`~perceptual.nets.blocks.pad_to_multiple`,
+It traces one example size and does not always refuse what holds only for that size (a branch on whether the input
+needed padding was frozen silently), so the nets avoid size-dependent branches (:func:`~perceptual.nets.blocks.pad_to_multiple`,
 :func:`~perceptual.nets.blocks.crop`) and :func:`export_net` runs every written file on another, odd size against the
 PyTorch net. TorchScript scripts the net (``torch.jit.script``, deprecated upstream in favour of ``torch.export`` but
 still the format LibTorch loads). Both files carry metadata (``perceptual.json``): task, net, smallest side, scale,
