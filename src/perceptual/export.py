@@ -11,11 +11,11 @@ summing to 1); every bank runs and the weights mix them, since a graph cannot sk
 
 ONNX goes through ``torch.export`` (the exporter ``torch.onnx.export`` uses by default) with dynamic dimensions.
 It traces one example size and does not always refuse what holds only for that size (a branch on whether the input
-needed padding was frozen silently), so the nets avoid size-dependent branches (:func:`~perceptual.nets.blocks.pad_to_multiple`,
-:func:`~perceptual.nets.blocks.crop`) and :func:`export_net` runs every written file on another, odd size against the
-PyTorch net. TorchScript scripts the net (``torch.jit.script``, deprecated upstream in favour of ``torch.export`` but
-still the format LibTorch loads). Both files carry metadata (``perceptual.json``): task, net, smallest side, scale,
-inputs.
+needed padding was frozen silently), so the nets avoid size-dependent branches
+(:func:`~perceptual.nets.blocks.pad_to_multiple`, :func:`~perceptual.nets.blocks.crop`) and :func:`export_net` runs
+every written file on another, odd size against the PyTorch net. TorchScript scripts the net
+(``torch.jit.script``, deprecated upstream in favour of ``torch.export`` but still the format LibTorch loads).
+Both files carry metadata (``perceptual.json``): task, net, smallest side, scale, inputs.
 """
 
 from __future__ import annotations
