@@ -5,8 +5,12 @@
 StyleBank checkpoints take a bank or a fusion of banks (see perceptual.fusion):
 
     python src/stylize.py ckpt=... input=... output=... style=2
-    python src/stylize.py ckpt=... input=... output=... styles=[0,1] weights=[0.3,0.7] strength=0.8
+    python src/stylize.py ckpt=... input=... output=... styles=[0,1] weights=[0.3,0.7]
     python src/stylize.py ckpt=... input=... output=... styles=[0,1,2] regions=kmeans
+
+Any style net keeps the photo's colours with preserve_color=true and fades with strength=0..1:
+
+    python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
 Unreadable inputs are reported and skipped; the exit code is 1 if any input failed.
 """
@@ -17,6 +21,7 @@ from omegaconf import DictConfig
 from perceptual.cli import report_errors
 from perceptual.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference import Runner, load_net
+from perceptual.postprocess import with_style_controls
 from perceptual.stylize import plan_outputs, transform_files
 
 
@@ -27,6 +32,7 @@ def main(cfg: DictConfig) -> None:
         net, _ = load_net(cfg.ckpt)
         runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
         apply = with_fusion(runner, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
+        apply = with_style_controls(apply, net, cfg.strength, cfg.preserve_color)
         report = transform_files(apply, pairs, cfg.batch_size, cfg.max_size)
     raise SystemExit(report.summarise(cfg.output))
 

@@ -15,3 +15,7 @@ class DataError(PerceptualError):
 
 class WeightsUnavailableError(PerceptualError):
     """Pretrained loss-network weights were requested but cannot be had."""
+
+
+class ExportError(PerceptualError):
+    """An exported graph that does not reproduce the net it was exported from."""

@@ -1,7 +1,6 @@
 """Style fusion for StyleBank nets at inference (Chen et al. 2017): the weights ``StyleBankNet(x, weights=)`` mixes.
 
-A choice of banks becomes per-bank weight maps at the feature resolution, plus one channel for
-the identity (auto-encoder) branch:
+A choice of banks becomes per-bank weight maps at the feature resolution:
 
 - ``style=i``: bank ``i`` alone (one-hot weights: exactly the single-style output).
 - ``styles=[i, j, ...] weights=[...]``: linear fusion ``(sum_i w_i K_i) * F``; the weights must sum
@@ -10,7 +9,6 @@ the identity (auto-encoder) branch:
   matched in file-name order; each pixel goes to its brightest mask.
 - ``styles=[...] regions=kmeans``: the masks are k-means regions of the content image's colours,
   one per style, ordered from the darkest cluster centre to the brightest.
-- ``strength=s``: ``s`` x the above + ``(1 - s)`` x the identity branch.
 
 Masks are a partition of the image (every pixel in exactly one region). At the feature
 resolution each cell gets the share of its ``downsample x downsample`` pixels in every region:
@@ -18,6 +16,9 @@ non-negative weights summing to 1, i.e. region-wise fusion inside regions and li
 the cells a boundary crosses. The masks weight bank *outputs*, ``sum_i M_i K_i(F)``, where the
 paper writes ``sum_i K_i(M_i F)``: the same inside each region, without adding every bank's bias
 over the whole image, and defined for banks deeper than one conv.
+
+How strongly the result is applied (``strength``) is the same pixel blend with the input for every net
+(:mod:`perceptual.postprocess`), not a fusion option.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from perceptual.nets.stylebank import StyleBankNet
 
 log = logging.getLogger(__name__)
 
-FUSION_OPTIONS = ("style", "styles", "weights", "masks", "regions", "k", "strength")  # the stylize CLI keys
+FUSION_OPTIONS = ("style", "styles", "weights", "masks", "regions", "k")  # the stylize CLI keys
 REGIONS = ("kmeans",)
 WEIGHT_SUM_TOLERANCE = 1e-6
 KMEANS_MAX_PIXELS = 20_000  # k-means is fitted on a random subset of pixels, then labels every pixel
@@ -97,7 +98,6 @@ class StyleBankFusion:
         masks: folder of grayscale mask images, one per entry of ``styles`` in file-name order.
         regions: ``kmeans``: masks from k-means on each content image's colours.
         k: number of k-means regions; must equal the number of styles (default).
-        strength: blend with the identity branch, in [0, 1] (default 1: fully stylised).
     """
 
     def __init__(
@@ -109,7 +109,6 @@ class StyleBankFusion:
         masks: str | Path | None = None,
         regions: str | None = None,
         k: int | None = None,
-        strength: float | None = None,
     ) -> None:
         self.num_styles = net.num_styles
         self.downsample = net.downsample
@@ -124,9 +123,6 @@ class StyleBankFusion:
                 raise ConfigError(f"style {index} out of range: the checkpoint has style banks 0..{last}")
         if not self.styles:
             raise ConfigError("styles=[] is empty; pass styles=[i,j,...]")
-        self.strength = 1.0 if strength is None else float(strength)
-        if not 0.0 <= self.strength <= 1.0:
-            raise ConfigError(f"strength={strength} must be in [0, 1] (1: fully stylised, 0: the auto-encoder output)")
         if masks is not None and regions is not None:
             raise ConfigError("pass masks=<folder> or regions=kmeans, not both")
         if (masks is not None or regions is not None) and weights is not None:
@@ -162,12 +158,10 @@ class StyleBankFusion:
         return one_hot(torch.stack([kmeans_labels(image, len(self.styles)) for image in images]), len(self.styles))
 
     def __call__(self, images: Tensor) -> Tensor:
-        """Weights [B|1, num_styles + 1, h|1, w|1] for ``images``: per bank, last the identity branch."""
+        """Weights [B|1, num_styles, h|1, w|1] for ``images``, one channel per bank."""
         shares = self.linear if self.linear is not None else feature_weights(self.region_masks(images), self.downsample)
-        weights = shares.new_zeros(shares.shape[0], self.num_styles + 1, *shares.shape[2:])
-        weights.index_add_(1, torch.tensor(self.styles), shares * self.strength)
-        weights[:, -1] += 1.0 - self.strength
-        return weights
+        weights = shares.new_zeros(shares.shape[0], self.num_styles, *shares.shape[2:])
+        return weights.index_add_(1, torch.tensor(self.styles), shares)
 
 
 def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:

@@ -152,8 +152,8 @@ def optimize_image(
         else:
             with torch.no_grad():
                 image.clamp_(0, 1)
-        if image.device.type == "cuda":
-            torch.cuda.synchronize()
+        if image.device.type != "cpu":
+            torch.accelerator.synchronize(image.device)
         result.seconds.append(time.perf_counter() - start_time)
         result.evaluations.append(objective.evaluations - evaluations)
         losses = objective.losses

@@ -58,11 +58,37 @@ def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA if available, else Apple's MPS, else the CPU; a named device must be available."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device={device} is not a device; use auto, cpu, cuda[:N] or mps") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
-    return torch.device(device)
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"device={device} but Apple's MPS backend is not available (it needs macOS 12.3+ on Apple silicon "
+            "or an AMD GPU); use device=cpu or device=auto"
+        )
+    return resolved
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse, in one line, a precision that ``device`` cannot run, naming one it can."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision} is not supported; use one of: {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ConfigError("precision=fp16 needs a CUDA or MPS device; use precision=bf16 or fp32 on the CPU")
+    if precision == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise ConfigError("precision=bf16 on MPS needs macOS 14 or newer; use precision=fp16 or fp32 on this Mac")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision=bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp16 or fp32")
 
 
 def describe_device(device: torch.device) -> str:
@@ -86,11 +112,8 @@ class Runner:
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision={precision} is not supported; use one of: {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("precision=fp16 needs a CUDA device; use precision=bf16 on CPU")
+        check_precision(precision, self.device)
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.channels_last = channels_last
         net = net.to(self.device).eval()

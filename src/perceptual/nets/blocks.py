@@ -50,10 +50,13 @@ class ReflectionPad(nn.Module):
         super().__init__()
         self.padding = padding
 
+    def reflects(self, x: Tensor) -> bool:
+        """Whether ``x`` is large enough to reflect (else it is replicate-padded)."""
+        return self.padding < min(x.shape[-2:])
+
     def forward(self, x: Tensor) -> Tensor:
         p = self.padding
-        mode = "reflect" if p < min(x.shape[-2:]) else "replicate"
-        return F.pad(x, (p, p, p, p), mode=mode)
+        return F.pad(x, (p, p, p, p), mode="reflect" if self.reflects(x) else "replicate")
 
     def extra_repr(self) -> str:
         return str(self.padding)
@@ -146,10 +149,21 @@ class OutputActivation(nn.Module):
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """Reflect-pad H and W up to a multiple of ``multiple``; return the padded tensor and the
-    original size so that ``x[..., :h, :w]`` crops the network output back."""
+    original size, for :func:`crop` to cut the network output back.
+
+    Pads even by zero pixels: a branch on whether padding is needed would be traced for the export example's
+    case only (an ONNX graph exported at a multiple of 4 was off by up to 0.5 on other sizes)."""
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-    return x, (h, w)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+def crop(x: Tensor, height: int, width: int) -> Tensor:
+    """The top-left ``height x width`` of ``x`` as a new tensor (negative padding, not a slice).
+
+    A slice is a view whose memory layout depends on whether anything was cut off, and torch.export guards on
+    it: the exported program then refuses sizes of the other kind (ONNX conversion drops that guard, other
+    consumers of the program keep it). The copy has one layout for every size.
+    """
+    return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))

@@ -27,6 +27,7 @@ from perceptual.nets.blocks import (
     Upsample,
     UpsampleBlock,
     check_choice,
+    crop,
     pad_to_multiple,
 )
 
@@ -50,7 +51,7 @@ class _PaddedTransformNet(nn.Module):
         x, (h, w) = pad_to_multiple(x, self.downsample)
         if self.context:
             x = self.pad(x)
-        return self.body(x)[..., : h * self.upscale, : w * self.upscale]
+        return crop(self.body(x), h * self.upscale, w * self.upscale)
 
 
 class StyleTransferNet(_PaddedTransformNet):

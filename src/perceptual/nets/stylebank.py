@@ -21,6 +21,7 @@ from perceptual.nets.blocks import (
     OutputActivation,
     Upsample,
     UpsampleBlock,
+    crop,
     pad_to_multiple,
 )
 
@@ -132,20 +133,19 @@ class StyleBankNet(nn.Module):
         return styled
 
     def fuse(self, features: Tensor, weights: Tensor) -> Tensor:
-        """``sum_i w_i K_i(F) + w_id F`` with weights [B|1, num_styles + 1, h|1, w|1] (last: identity).
+        """``sum_i w_i K_i(F)`` with weights [B|1, num_styles, h|1, w|1]: fusion of the banks' outputs.
 
         Constant weights give linear fusion (for single-conv banks ``(sum_i w_i K_i) * F`` since the
         weights sum to 1), spatial weight maps give region-wise fusion; banks with zero weight
         everywhere are skipped, so a one-hot weight reproduces that bank exactly.
         """
-        expected = self.num_styles + 1
+        expected = self.num_styles
         if weights.dim() != 4 or weights.shape[1] != expected or weights.shape[0] not in (1, features.shape[0]):
             raise ValueError(f"weights must be [B|1, {expected}, h|1, w|1], got {tuple(weights.shape)}")
         if weights.shape[-2:] not in ((1, 1), features.shape[-2:]):
             raise ValueError(f"weight maps are {tuple(weights.shape[-2:])}, features {tuple(features.shape[-2:])}")
         weights = weights.to(features)
-        branches = [*self.banks, nn.Identity()]
-        terms = [w * branch(features) for w, branch in zip(weights.split(1, dim=1), branches) if w.any()]
+        terms = [w * bank(features) for w, bank in zip(weights.split(1, dim=1), self.banks) if w.any()]
         return sum(terms[1:], terms[0]) if terms else torch.zeros_like(features)
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
@@ -157,11 +157,11 @@ class StyleBankNet(nn.Module):
         sample; ``weights`` fuses banks (see :meth:`fuse`). Any H x W: padded, then cropped back."""
         if style_index is not None and weights is not None:
             raise ValueError("pass style_index or weights, not both")
-        x, (h, w) = pad_to_multiple(x, self.downsample)
-        features = self.encoder(x)
+        padded, (h, w) = pad_to_multiple(x, self.downsample)
+        features = self.encoder(padded)
         if weights is not None:
             features = self.fuse(features, weights)
         elif style_index is not None:
             index = torch.as_tensor(style_index, device=x.device)
             features = self.stylise(features, index.expand(x.shape[0]) if index.dim() == 0 else index)
-        return self.decoder(features)[..., :h, :w]
+        return crop(self.decoder(features), h, w)

@@ -1,0 +1,29 @@
+"""Export a trained net (or a zoo entry) for deployment as ONNX or TorchScript.
+
+    python src/export.py ckpt=zoo:starry_night format=onnx output=starry_night.onnx
+    python src/export.py ckpt=outputs/sr/<run>/checkpoints/last.ckpt format=torchscript output=sr_x4.pt
+    python src/export.py ckpt=<stylebank ckpt> format=onnx output=banks.onnx stylebank=index
+
+The graph takes float32 RGB [N, 3, H, W] in [0, 1] of any size from the net's smallest side up and returns the same
+layout (see perceptual.export); StyleBank graphs take the bank index or fusion weights as a second input.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from perceptual.cli import report_errors
+from perceptual.export import export_net
+from perceptual.inference import load_net
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    with report_errors():
+        net, checkpoint = load_net(cfg.ckpt)
+        metadata = {"source": str(cfg.ckpt), "task": checkpoint.get("task"), "styles": checkpoint.get("styles")}
+        result = export_net(net, cfg.format, cfg.output, cfg.stylebank, metadata, cfg.verify)
+    print(result.summary())
+
+
+if __name__ == "__main__":
+    main()
