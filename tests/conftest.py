@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,38 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 48), see
         Image.fromarray(image).save(path)
         paths.append(path)
     return paths
+
+
+# File name -> what is wrong with it; each one is a file an image folder may really hold.
+BAD_IMAGES = {
+    "bomb.png": "a valid PNG whose header claims 40000x40000 pixels (a decompression bomb)",
+    "cut.png": "a PNG cut in half",
+    "cut.jpg": "a JPEG cut in half",
+    "empty.png": "zero bytes",
+    "notes.jpg": "text with an image name",
+    "loop.png": "a symbolic link to itself",
+    "dangling.png": "a symbolic link to a missing file",
+}
+
+
+def write_bad_images(folder: Path) -> list[Path]:
+    """The files of :data:`BAD_IMAGES` in ``folder`` (small: the bomb is 69 bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8)).save(folder / "bomb.png")
+    png = bytearray((folder / "bomb.png").read_bytes())
+    png[16:24] = struct.pack(">II", 40000, 40000)  # IHDR width and height, then its CRC
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    (folder / "bomb.png").write_bytes(bytes(png))
+    image = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    for name, fmt in (("cut.png", "PNG"), ("cut.jpg", "JPEG")):
+        Image.fromarray(image).save(folder / name, format=fmt)
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image")
+    (folder / "loop.png").symlink_to("loop.png")
+    (folder / "dangling.png").symlink_to("missing.png")
+    return [folder / name for name in BAD_IMAGES]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli, write_images
+from conftest import run_cli, write_bad_images, write_images
 
 
 def event_tags(run_dir: Path) -> dict[str, list[str]]:
@@ -36,7 +36,7 @@ def test_stylize_writes_every_good_file_and_reports_bad_ones(trained_style_run: 
     inputs = tmp_path / "in"
     write_images(inputs, 2, size=(30, 41))
     write_images(inputs / "nested", 1, size=(50, 37), seed=1)
-    (inputs / "broken.jpg").write_bytes(b"not an image")
+    bad = write_bad_images(inputs / "nested")
     result = run_cli(
         "stylize.py",
         f"ckpt={trained_style_run / 'checkpoints' / 'last.ckpt'}",
@@ -45,7 +45,10 @@ def test_stylize_writes_every_good_file_and_reports_bad_ones(trained_style_run: 
         f"hydra.run.dir={tmp_path / 'log'}",
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "broken.jpg" in result.stderr
+    assert "Traceback" not in result.stderr
+    failed = sorted(line.split(": ")[1] for line in result.stderr.splitlines() if line.startswith("failed: "))
+    assert failed == sorted(str(path) for path in bad)
+    assert "wrote 3 image(s)" in result.stdout and f"{len(bad)} failed" in result.stdout
     written = {p.relative_to(tmp_path / "out"): Image.open(p).size for p in (tmp_path / "out").rglob("*.png")}
     assert written == {
         Path("img_000.png"): (41, 30),
@@ -103,26 +106,33 @@ def test_multirun_sweep_gives_one_run_per_job(tmp_path: Path) -> None:
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")  # HParams view compares the jobs
 
 
-def test_corrupt_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:
+def test_bad_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Two good and two bad training images in one batch of 4 per epoch: 3 steps skip exactly 6 samples."""
     folder = tmp_path / "data"
-    write_images(folder, 6)
-    (folder / "zz_corrupt_1.jpg").write_bytes(b"\xff\xd8 truncated")
-    (folder / "zz_corrupt_2.png").write_bytes(b"")
+    write_images(folder, 2)
+    write_bad_images(tmp_path / "bad")
+    for name in ("bomb.png", "cut.jpg"):
+        (tmp_path / "bad" / name).rename(folder / name)
+    write_images(tmp_path / "val", 1)
     result = run_cli(
         "train.py",
         "debug=fast",
         "data=folder",
         f"data.root={folder}",
-        "data.val_size=1",
+        f"data.val_root={tmp_path / 'val'}",
+        "data.batch_size=4",
         "data.num_workers=0",
-        "trainer.max_steps=6",
+        "trainer.max_steps=3",
         f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "skipping unreadable image" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "6 unreadable training image(s) were skipped" in log
+    assert log.count(f"skipping unreadable image: image {folder / 'bomb.png'} is too large to decode safely") == 3
+    assert log.count(f"skipping unreadable image: cannot read image {folder / 'cut.jpg'}") == 3
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
-    assert events.Scalars("data/skipped_images")[-1].value >= 1
+    assert [event.value for event in events.Scalars("data/skipped_images")] == [2.0, 4.0, 6.0]
 
 
 @pytest.mark.parametrize(

@@ -117,4 +117,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     log.info("finished at step %d: %s", trainer.global_step, metrics)
+    if task.skipped_images:
+        log.warning("%d unreadable training image(s) were skipped; the warnings above name them", task.skipped_images)
     return metrics
