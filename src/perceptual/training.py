@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
-from perceptual.callbacks import AtomicCheckpointIO
+from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
@@ -109,6 +109,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     task = instantiate(cfg.task, net=net, criterion=criterion)
     task.net_config = OmegaConf.to_container(cfg.model, resolve=True)  # not via instantiate: it would build it
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(RandomState())  # not a config choice: resuming must not change the result
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
     log_hparams(loggers, cfg)
