@@ -1,4 +1,5 @@
-"""Bad image files: each is a one-line error naming the file, and none stops a batch command or a training epoch."""
+"""Bad input: each bad image file is a one-line error naming the file, and none stops a batch command or a training
+epoch; bad config values and checkpoints are one-line errors naming the key or file and the fix."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import HydraException
 from PIL import Image
 
-from conftest import BAD_IMAGES, write_bad_images, write_images
+from conftest import BAD_IMAGES, compose_train, write_bad_images, write_images
+from perceptual.cli import composition_error
+from perceptual.config_types import check_types
 from perceptual.data.images import SKIPPED, ImageFileDataset
 from perceptual.data.modules import FolderDataModule
-from perceptual.errors import DataError
+from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.io import list_images, load_image, read_image_size
+from perceptual.inference import load_checkpoint
 from perceptual.stylize import transform_files
 
 PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
@@ -94,3 +99,55 @@ def test_training_epoch_skips_and_counts_every_bad_file(tmp_path: Path) -> None:
     assert sum(int(batch[SKIPPED]) for batch in batches) == 7
     images = torch.cat([batch["image"] for batch in batches if "image" in batch])
     assert images.shape == (3, 3, 16, 16)
+
+
+# --- bad configs and checkpoints -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=four", "data.batch_size=four must be an integer; pass data.batch_size=<an integer>"),
+        ("data.batch_size=true", "data.batch_size=true must be an integer"),  # a boolean is not a number here
+        ("model.width=2.5", "model.width=2.5 must be an integer"),
+        ("trainer.max_steps=[1]", None),  # a list: not a plain value, left to the target
+        ("trainer.precision=fp16", "trainer.precision=fp16 must be one of: 64, 32, 16, transformer-engine,"),
+        ("task.style_size=null", None),  # int | None
+        ("data.resize_to=2", None),  # an integer is a float
+        ("trainer.precision=16", None),
+    ],
+)
+def test_config_values_are_checked_against_the_type_hints(override: str, message: str | None) -> None:
+    override = f"+{override}" if "resize_to" in override else override  # the sample data has no such key
+    cfg = compose_train("debug=fast", override, "paths.output_dir=/tmp/unused")
+    if message is None:
+        check_types(cfg)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_types(cfg)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batchsize=4", "data.batchsize is not a config key (did you mean data.batch_size?); check the spelling"),
+        ("colour=1", "colour is not a config key; check the spelling (--cfg job prints every key) or add a new key"),
+        ("task=nosuch", "task=nosuch is not an option; use one of: sr, style, stylebank, stylebank_incremental"),
+        ("data.batch_size=[1", "no viable alternative at input '[1' See https://hydra.cc/"),
+    ],
+)
+def test_hydra_composition_errors_become_one_line(override: str, message: str) -> None:
+    with pytest.raises(HydraException) as error:
+        compose_train(override)
+    assert composition_error(error.value).startswith(message)
+    assert "\n" not in composition_error(error.value)
+
+
+def test_corrupt_or_foreign_checkpoint_for_stylize_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 a truncated zip archive")
+    with pytest.raises(DataError, match=r"cannot read checkpoint .*cut\.ckpt \(RuntimeError\); pass a \.ckpt"):
+        load_checkpoint(tmp_path / "cut.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(DataError, match=r"foreign\.ckpt is not a perceptual checkpoint \(no net_config\)"):
+        load_checkpoint(tmp_path / "foreign.ckpt")

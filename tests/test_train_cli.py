@@ -140,16 +140,27 @@ def test_bad_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:
     [
         (["style=/no/such/style.jpg"], "style=/no/such/style.jpg is neither an existing image file"),
         (["data=folder", "data.root=/no/such/dir"], "data.root=/no/such/dir contains no images"),
+        (["data=folder", "data.root={tmp}"], "data.root={tmp} contains no images"),
+        (["data=folder"], "data.root has no value; pass data.root=<value>"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
+        (["ckpt_path={tmp}/corrupt.ckpt"], "ckpt_path={tmp}/corrupt.ckpt cannot be read (RuntimeError); it is corrupt"),
         (["+loss.terms.extra._target_=perceptual.losses.NoSuchLoss"], "NoSuchLoss"),
         (["+loss.terms.extra.weight=1"], "loss.terms.extra has no _target_"),
-        (["model.norm=group"], "norm='group' is not supported; use one of: batch, instance, none"),
+        (["model.norm=group"], "model.norm=group must be one of: batch, instance, none; pick one of them"),
+        (["data.batch_size=four"], "data.batch_size=four must be an integer; pass data.batch_size=<an integer>"),
+        (
+            ["data.batchsize=4"],
+            "data.batchsize is not a config key (did you mean data.batch_size?); check the spelling",
+        ),
+        (["loss=nosuch"], "loss=nosuch is not an option; use one of: contextual_sr, contextual_sr_vgg16,"),
     ],
 )
 def test_bad_input_gives_one_line_error(overrides: list[str], message: str, tmp_path: Path) -> None:
-    result = run_cli("train.py", "debug=fast", *overrides, f"hydra.run.dir={tmp_path}")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"PK\x03\x04 a truncated zip archive")
+    overrides = [override.format(tmp=tmp_path) for override in overrides]
+    result = run_cli("train.py", "debug=fast", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2
-    assert message in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1

@@ -14,6 +14,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
+from perceptual.config_types import check_types
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
@@ -100,6 +101,7 @@ def flush_denormals() -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
+    check_types(cfg)
     flush_denormals()
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = checkpoint_path(cfg.get("ckpt_path"))
