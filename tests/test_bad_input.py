@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import BAD_IMAGES, compose_train, write_bad_images, write_images
 from perceptual.cli import composition_error
 from perceptual.config_types import check_types
-from perceptual.data.images import SKIPPED, ImageFileDataset
+from perceptual.data.images import SKIPPED
 from perceptual.data.modules import FolderDataModule
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.io import list_images, load_image, read_image_size
@@ -93,7 +93,7 @@ def test_training_epoch_skips_and_counts_every_bad_file(tmp_path: Path) -> None:
     write_bad_images(tmp_path)
     data = FolderDataModule(root=str(tmp_path), val_root=str(tmp_path), batch_size=5, image_size=16)
     data.setup()
-    assert isinstance(data.train_set, ImageFileDataset) and len(data.train_set) == 10
+    assert len(data.train_set) == 10
     batches = list(data.train_dataloader())
     assert len(batches) == 2
     assert sum(int(batch[SKIPPED]) for batch in batches) == 7
