@@ -26,7 +26,7 @@ from conftest import REPO, cli_command, cli_env, compose_train
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.data.resumable import EpochSampler, ResumableLoader, SeededSamples
 from perceptual.errors import DataError
-from perceptual.training import train
+from perceptual.training import checkpoint_path, train
 
 save = torch.save  # the real one, for the stand-in that dies halfway through a write
 
@@ -170,15 +170,16 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: 
 
 
 def test_unusable_checkpoints_are_one_line_data_errors(tmp_path: Path) -> None:
-    io = AtomicCheckpointIO()
-    io.save_checkpoint({"state_dict": {}, "net_config": {}}, tmp_path / "zoo.ckpt")
+    resumable = {"state_dict": {"w": torch.ones(1000)}, "optimizer_states": [], "loops": {}}
+    torch.save(resumable, tmp_path / "good.ckpt")
+    assert checkpoint_path(str(tmp_path / "good.ckpt")) == str(tmp_path / "good.ckpt")
     truncated = tmp_path / "truncated.ckpt"
-    io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "optimizer_states": [], "loops": {}}, truncated)
-    truncated.write_bytes(truncated.read_bytes()[:1000])
+    truncated.write_bytes((tmp_path / "good.ckpt").read_bytes()[:1000])
     with pytest.raises(DataError, match=r"ckpt_path=.*truncated\.ckpt cannot be read \(RuntimeError\); it is corrupt"):
-        io.load_checkpoint(truncated)
+        checkpoint_path(str(truncated))
+    torch.save({"state_dict": {}, "net_config": {}}, tmp_path / "zoo.ckpt")
     with pytest.raises(DataError, match=r"zoo\.ckpt holds no training state to resume \(optimizer_states, loops"):
-        io.load_checkpoint(tmp_path / "zoo.ckpt")
+        checkpoint_path(str(tmp_path / "zoo.ckpt"))
 
 
 # --- whole runs ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torchvision.utils import make_grid
 
-from perceptual.errors import DataError
 from perceptual.imaging.io import save_image
 
 
@@ -101,14 +100,13 @@ def set_random_state(state: dict[str, Any]) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint files that survive a kill at any moment, and a one-line error for one that cannot be resumed from.
+    """Checkpoint files that survive a kill at any moment.
 
-    Lightning writes checkpoints in place, so a process killed mid-write leaves a truncated ``last.ckpt``. Here each
-    checkpoint is written to a temporary file in the same folder, flushed to disk (fsync), then renamed over the old
-    one (``os.replace`` is atomic on POSIX): ``last.ckpt`` is always either the previous or the new checkpoint.
+    Each checkpoint is written to a temporary file in its own folder, flushed to disk (fsync), then renamed over the
+    old one (``os.replace`` is atomic on POSIX): ``last.ckpt`` is always either the previous or the new checkpoint.
+    Lightning's own saving writes to a file in the system's temporary folder and moves it into place, which is a
+    copy (a kill can truncate it) when that folder is on another file system, and it does not fsync.
     """
-
-    REQUIRED_KEYS = ("state_dict", "optimizer_states", "loops")
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         path = Path(path)
@@ -126,22 +124,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-
-    def load_checkpoint(self, path: str | os.PathLike, **options: Any) -> dict[str, Any]:
-        try:
-            checkpoint = super().load_checkpoint(path, **options)
-        except Exception as error:  # truncated, corrupt or foreign file: torch raises many kinds
-            raise DataError(
-                f"ckpt_path={path} cannot be read ({type(error).__name__}); it is corrupt or not a checkpoint: pass "
-                "another one, e.g. a step_*.ckpt beside it"
-            ) from None
-        missing = [key for key in self.REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
-        if missing:
-            raise DataError(
-                f"ckpt_path={path} holds no training state to resume ({', '.join(missing)} missing: a zoo entry or "
-                "an exported net?); pass a checkpoints/*.ckpt written by train.py"
-            )
-        return checkpoint
 
 
 def _fsync_folder(folder: Path) -> None:

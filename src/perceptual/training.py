@@ -81,10 +81,33 @@ def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_d
             logger.experiment.add_text("loss_network", note)
 
 
+RESUME_KEYS = ("state_dict", "optimizer_states", "loops")  # what Lightning needs to resume
+
+
 def checkpoint_path(path: str | None) -> str | None:
-    if path is not None and not Path(path).is_file():
+    """``ckpt_path`` when it is a checkpoint a run can resume from; else a one-line :class:`DataError`.
+
+    The check memory-maps the file (``mmap=True``): it reads the pickled structure, not the tensors, so it costs
+    little even for a large checkpoint that Lightning then loads again.
+    """
+    if path is None:
+        return None
+    if not Path(path).is_file():
         raise DataError(
             f"ckpt_path={path} does not exist; pass an existing .ckpt (e.g. outputs/.../checkpoints/last.ckpt)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # truncated, corrupt or foreign file: torch raises many kinds
+        raise DataError(
+            f"ckpt_path={path} cannot be read ({type(error).__name__}); it is corrupt or not a checkpoint: pass "
+            "another one, e.g. a step_*.ckpt beside it"
+        ) from None
+    missing = [key for key in RESUME_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise DataError(
+            f"ckpt_path={path} holds no training state to resume ({', '.join(missing)} missing: a zoo entry or "
+            "an exported net?); pass a checkpoints/*.ckpt written by train.py"
         )
     return path
 
