@@ -2,16 +2,16 @@
 
 Three pieces, because each source of difference needs its own fix:
 
-- :class:`EpochSampler` shuffles with ``(seed, epoch)`` alone (like ``DistributedSampler``, which it is, so Lightning
-  shards nothing twice under DDP) and can start an epoch part-way through;
+- :class:`EpochSampler` shuffles with ``(seed, epoch)`` alone and can start an epoch part-way through; it is a
+  ``DistributedSampler``, so under DDP each process takes its share and Lightning does not wrap it again;
 - each sample's random crop, flip or style index comes from its own seed ``(seed, epoch, index)`` set around the
   dataset's ``__getitem__`` (:class:`SeededSamples`), so it does not depend on which worker process loads it, on
   how many workers there are, or on what was drawn before a restart;
 - :class:`ResumableLoader` counts epochs and the batches of an epoch the training loop took, and implements the
   ``state_dict`` / ``load_state_dict`` protocol Lightning saves in checkpoints for stateful dataloaders.
 
-torchdata's ``StatefulDataLoader`` would keep the loader state too but is not a dependency here, and it would not make
-the augmentations independent of the worker layout.
+torchdata's ``StatefulDataLoader`` would keep the loader state too but is not a dependency here, and augmentations
+drawn from per-worker random streams would still depend on the number of workers.
 """
 
 from __future__ import annotations
