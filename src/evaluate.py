@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.data.sr import SRBenchmark
 from perceptual.evaluation import evaluate, load_upscaler, resolve_input
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@entry_point("evaluate")
 def main(cfg: DictConfig) -> None:
     output_dir = Path(cfg.paths.output_dir)
     with report_errors():

@@ -3,14 +3,13 @@
 python src/optimize.py content=photo.jpg style=starry.jpg loss=style steps=500 [optimizer=adam init=noise]
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.optimization import optimize
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="optimize")
+@entry_point("optimize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
         optimize(cfg)

@@ -3,14 +3,13 @@
 python src/reconstruct.py image=photo.jpg feature_layers=[relu2_2,relu4_3] steps=300
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.reconstruction import run_reconstruction
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="reconstruct")
+@entry_point("reconstruct")
 def main(cfg: DictConfig) -> None:
     with report_errors():
         run_reconstruction(cfg)

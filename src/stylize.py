@@ -15,17 +15,16 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 Unreadable inputs are reported and skipped; the exit code is 1 if any input failed.
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference import Runner, load_net
 from perceptual.postprocess import with_style_controls
 from perceptual.stylize import plan_outputs, transform_files
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="stylize")
+@entry_point("stylize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
         pairs = plan_outputs(cfg.input, cfg.output)

@@ -5,14 +5,13 @@ python src/train.py task=sr scale=8 loss=perceptual
 python src/train.py -m loss.terms.style.weight=1,10,100
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.training import train
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     with report_errors():
         return train(cfg).get("val/loss")

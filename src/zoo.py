@@ -8,15 +8,14 @@
 Entries are used wherever a checkpoint is expected: python src/stylize.py ckpt=zoo:starry_night input=... output=...
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.errors import ConfigError
 from perceptual.zoo import TEXT_FIELDS, format_table, list_entries, read_metrics, save_entry, zoo_folder
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="zoo")
+@entry_point("zoo")
 def main(cfg: DictConfig) -> None:
     with report_errors():
         if cfg.action == "list":

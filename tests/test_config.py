@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from conftest import REPO
+from conftest import REPO, compose_train
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
-
-
-def compose_train(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -48,6 +40,6 @@ def test_experiment_preset_matches_paper() -> None:
 
 
 def test_run_directories(tmp_path: Path) -> None:
-    cfg = compose_train()
+    cfg = compose_train(hydra_config=True)
     assert cfg.hydra.run.dir.startswith("outputs/style/")
     assert cfg.hydra.sweep.dir.startswith("outputs/multirun/")

@@ -84,12 +84,6 @@ def test_similarity_rows_are_distributions(distance: str, h: float) -> None:
     assert (cx > 0).all() and (cx <= 1).all()
 
 
-def test_loss_is_nonnegative_so_cx_is_at_most_one() -> None:
-    torch.manual_seed(0)
-    for _ in range(5):
-        assert contextual_loss(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 5, 3)).item() >= 0
-
-
 def test_cosine_is_invariant_to_shared_shift_and_positive_scale() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)

@@ -16,6 +16,8 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import write_images
+from perceptual.callbacks import AtomicCheckpointIO, RandomState
+from perceptual.data.resumable import EpochSampler
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRBenchmark, SRDegradation
 from perceptual.losses import PerceptualCriterion, PixelLoss
@@ -63,3 +65,32 @@ def test_ddp_validation_metrics_equal_single_process(tmp_path: Path) -> None:
     single = validate(tmp_path, devices=1)
     ddp = validate(tmp_path, devices=2, strategy="ddp_spawn")
     assert ddp == pytest.approx(single, abs=1e-6)
+
+
+@pytest.mark.timeout(240)
+def test_ddp_training_shards_the_resumable_loader_and_returns_the_weights(tmp_path: Path) -> None:
+    """Two CPU processes train two steps: each rank's EpochSampler takes its half of the samples, and the trained
+    weights come back to this process through the atomic checkpoint plugin's files."""
+    write_images(tmp_path, 4, size=(48, 48))
+    task = make_task()
+    before = {name: value.clone() for name, value in task.state_dict().items()}
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[RandomState()],
+    )
+    trainer.fit(task, datamodule=make_data(tmp_path))  # set up in each process: its transforms do not pickle
+    assert any(not torch.equal(before[name], value) for name, value in task.state_dict().items())
+    data = make_data(tmp_path)
+    data.setup()
+    shards = [EpochSampler(data.train_set, seed=0, num_replicas=2, rank=rank) for rank in (0, 1)]
+    first, second = ({index for index, _ in shard} for shard in shards)
+    assert not first & second and len(first | second) == len(data.train_set)

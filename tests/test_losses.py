@@ -102,7 +102,7 @@ def test_criterion_runs_one_loss_network_pass_per_tensor() -> None:
     assert net.calls[-1] == ["relu2_2"]  # target pass truncated to what target terms need
     assert net.calls[-2] == ["relu1_2", "relu2_2", "relu3_3"]
     losses.total.backward()
-    assert output.grad is not None
+    assert output.grad.abs().sum() > 0
 
 
 def test_criterion_weights_terms_and_sums_them() -> None:

@@ -46,7 +46,7 @@ def test_truncated_after_deepest_layer_and_frozen() -> None:
     assert all(not p.requires_grad for p in net.features.parameters())
     x = torch.rand(1, 3, 16, 16, requires_grad=True)
     net(x)["relu2_2"].sum().backward()
-    assert x.grad is not None  # gradients reach the input
+    assert x.grad.abs().sum() > 0  # gradients reach the input
 
 
 def test_applies_imagenet_normalisation_itself() -> None:

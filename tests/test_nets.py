@@ -3,9 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from perceptual.errors import ConfigError
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
+from perceptual.nets.blocks import OutputActivation
 
 
 @pytest.mark.parametrize("padding", ["paper", "same"])
@@ -15,7 +17,6 @@ def test_style_net_keeps_any_size(padding: str, upsample: str) -> None:
     for size in [(32, 32), (17, 23), (45, 64), (64, 45)]:
         out = net(torch.rand(2, 3, *size))
         assert out.shape == (2, 3, *size)
-        assert out.min() >= 0 and out.max() <= 1
 
 
 def test_style_net_paper_layout() -> None:
@@ -36,10 +37,31 @@ def test_sr_net_paper_padding_keeps_size() -> None:
     assert net(torch.rand(1, 3, 13, 9)).shape == (1, 3, 52, 36)
 
 
+def activation_input(net: StyleTransferNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The net's output and what its :class:`OutputActivation` received."""
+    seen = []
+    [activation] = [m for m in net.modules() if isinstance(m, OutputActivation)]
+    handle = activation.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    out = net(x)
+    handle.remove()
+    return out, seen[0]
+
+
+@torch.no_grad()
 def test_output_modes() -> None:
-    net = StyleTransferNet(width=8, output="clamp")
+    """tanh: the paper's scaled tanh; clamp: linear while training, clamped to [0, 1] in eval mode."""
+    torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16)
-    assert net.eval()(x).min() >= 0
+    tanh = StyleTransferNet(width=8).eval()
+    out, pre = activation_input(tanh, x)
+    torch.testing.assert_close(out, 0.5 * (torch.tanh(pre) + 1))
+    clamp = StyleTransferNet(width=8, output="clamp")
+    last_conv = [m for m in clamp.modules() if isinstance(m, nn.Conv2d)][-1]
+    last_conv.bias.copy_(torch.tensor([-2.0, 0.5, 2.0]))  # push channels below, inside and above [0, 1]
+    out, pre = activation_input(clamp.train(), x)
+    assert torch.equal(out, pre) and pre.min() < 0 and pre.max() > 1
+    out, pre = activation_input(clamp.eval(), x)
+    assert torch.equal(out, pre.clamp(0, 1)) and not torch.equal(out, pre)
     with pytest.raises(ConfigError, match="use one of: tanh, clamp"):
         StyleTransferNet(output="sigmoid")
 

@@ -12,7 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import run_cli, write_images
+from conftest import run_cli, write_bad_images, write_images
 from perceptual.data.sr import SRBenchmark, SRDegradation, modcrop
 from perceptual.errors import ConfigError, DataError
 from perceptual.evaluation import evaluate, load_upscaler, match_histogram, resolve_input
@@ -138,11 +138,13 @@ def test_unsupported_scale_is_a_one_line_error(tmp_path: Path) -> None:
 def test_evaluate_bicubic_baseline_skips_unreadable_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """In-process (the CLI is a thin wrapper, run by the checkpoint test below): without ckpt, bicubic only."""
     hr_paths = write_images(tmp_path / "hr", 3, size=(48, 48))
-    (tmp_path / "hr" / "zz_broken.png").write_bytes(b"not a png")
+    bad = write_bad_images(tmp_path / "hr")
     run_dir = tmp_path / "run"
     results, report = evaluate(SRBenchmark(tmp_path / "hr", scale=4), run_dir)
     assert report.summarise(run_dir) == 1  # the CLI's exit code
-    assert "zz_broken.png" in capsys.readouterr().err
+    assert sorted(path for path, _ in report.failed) == sorted(bad)
+    err = capsys.readouterr().err
+    assert all(f"failed: {path}: " in err for path in bad)
     assert results.markdown().splitlines()[-1].startswith("| **mean** |")
     assert sorted(p.name for p in (run_dir / "bicubic").iterdir()) == ["img_000.png", "img_001.png", "img_002.png"]
     assert not (run_dir / "model").exists()

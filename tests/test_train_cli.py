@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli, write_images
+from conftest import run_cli, write_bad_images, write_images
 
 
 def event_tags(run_dir: Path) -> dict[str, list[str]]:
@@ -36,7 +36,7 @@ def test_stylize_writes_every_good_file_and_reports_bad_ones(trained_style_run: 
     inputs = tmp_path / "in"
     write_images(inputs, 2, size=(30, 41))
     write_images(inputs / "nested", 1, size=(50, 37), seed=1)
-    (inputs / "broken.jpg").write_bytes(b"not an image")
+    bad = write_bad_images(inputs / "nested")
     result = run_cli(
         "stylize.py",
         f"ckpt={trained_style_run / 'checkpoints' / 'last.ckpt'}",
@@ -45,7 +45,10 @@ def test_stylize_writes_every_good_file_and_reports_bad_ones(trained_style_run: 
         f"hydra.run.dir={tmp_path / 'log'}",
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "broken.jpg" in result.stderr
+    assert "Traceback" not in result.stderr
+    failed = sorted(line.split(": ")[1] for line in result.stderr.splitlines() if line.startswith("failed: "))
+    assert failed == sorted(str(path) for path in bad)
+    assert "wrote 3 image(s)" in result.stdout and f"{len(bad)} failed" in result.stdout
     written = {p.relative_to(tmp_path / "out"): Image.open(p).size for p in (tmp_path / "out").rglob("*.png")}
     assert written == {
         Path("img_000.png"): (41, 30),
@@ -103,26 +106,33 @@ def test_multirun_sweep_gives_one_run_per_job(tmp_path: Path) -> None:
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")  # HParams view compares the jobs
 
 
-def test_corrupt_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:
+def test_bad_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Two good and two bad training images in one batch of 4 per epoch: 3 steps skip exactly 6 samples."""
     folder = tmp_path / "data"
-    write_images(folder, 6)
-    (folder / "zz_corrupt_1.jpg").write_bytes(b"\xff\xd8 truncated")
-    (folder / "zz_corrupt_2.png").write_bytes(b"")
+    write_images(folder, 2)
+    write_bad_images(tmp_path / "bad")
+    for name in ("bomb.png", "cut.jpg"):
+        (tmp_path / "bad" / name).rename(folder / name)
+    write_images(tmp_path / "val", 1)
     result = run_cli(
         "train.py",
         "debug=fast",
         "data=folder",
         f"data.root={folder}",
-        "data.val_size=1",
+        f"data.val_root={tmp_path / 'val'}",
+        "data.batch_size=4",
         "data.num_workers=0",
-        "trainer.max_steps=6",
+        "trainer.max_steps=3",
         f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "skipping unreadable image" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "6 unreadable training image(s) were skipped" in log
+    assert log.count(f"skipping unreadable image: image {folder / 'bomb.png'} is too large to decode safely") == 3
+    assert log.count(f"skipping unreadable image: cannot read image {folder / 'cut.jpg'}") == 3
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
-    assert events.Scalars("data/skipped_images")[-1].value >= 1
+    assert [event.value for event in events.Scalars("data/skipped_images")] == [2.0, 4.0, 6.0]
 
 
 @pytest.mark.parametrize(
@@ -130,16 +140,27 @@ def test_corrupt_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> No
     [
         (["style=/no/such/style.jpg"], "style=/no/such/style.jpg is neither an existing image file"),
         (["data=folder", "data.root=/no/such/dir"], "data.root=/no/such/dir contains no images"),
+        (["data=folder", "data.root={tmp}"], "data.root={tmp} contains no images"),
+        (["data=folder"], "data.root has no value; pass data.root=<value>"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
+        (["ckpt_path={tmp}/corrupt.ckpt"], "ckpt_path={tmp}/corrupt.ckpt cannot be read (RuntimeError); it is corrupt"),
         (["+loss.terms.extra._target_=perceptual.losses.NoSuchLoss"], "NoSuchLoss"),
         (["+loss.terms.extra.weight=1"], "loss.terms.extra has no _target_"),
-        (["model.norm=group"], "norm='group' is not supported; use one of: batch, instance, none"),
+        (["model.norm=group"], "model.norm=group must be one of: batch, instance, none; pick one of them"),
+        (["data.batch_size=four"], "data.batch_size=four must be an integer; pass data.batch_size=<an integer>"),
+        (
+            ["data.batchsize=4"],
+            "data.batchsize is not a config key (did you mean data.batch_size?); check the spelling",
+        ),
+        (["loss=nosuch"], "loss=nosuch is not an option; use one of: contextual_sr, contextual_sr_vgg16,"),
     ],
 )
 def test_bad_input_gives_one_line_error(overrides: list[str], message: str, tmp_path: Path) -> None:
-    result = run_cli("train.py", "debug=fast", *overrides, f"hydra.run.dir={tmp_path}")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"PK\x03\x04 a truncated zip archive")
+    overrides = [override.format(tmp=tmp_path) for override in overrides]
+    result = run_cli("train.py", "debug=fast", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2
-    assert message in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
+from perceptual.errors import DataError
 from perceptual.imaging.io import list_images, load_image, save_image
 from perceptual.inference import Runner, load_net
 from perceptual.quality import StyleJudge
@@ -45,6 +47,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
 
     judge = StyleJudge(resolve_image(style_path(args.style), "style", args.size))
+    failed: list[DataError] = []
     if args.image is not None:
         photo = TF.resize(load_image(args.photo), args.size, antialias=True)
         output = TF.resize(load_image(args.image), list(photo.shape[-2:]), antialias=True)
@@ -54,7 +57,11 @@ def main() -> None:
         runner = Runner(net, device="cpu")
         results = {}
         for path in list_images(args.photos):
-            photo = TF.resize(load_image(path), args.size, antialias=True)
+            try:
+                photo = TF.resize(load_image(path), args.size, antialias=True)
+            except DataError as error:  # judged on the others; the exit code says the mean is not over all
+                failed.append(error)
+                continue
             output = runner(photo[None])[0]
             results[path.stem] = judge.score(output, photo).as_dict()
             if args.out:
@@ -67,6 +74,10 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    for error in failed:
+        print(f"failed: {error}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
@@ -42,17 +45,90 @@ class ValidationImages(pl.Callback):
                 logger.experiment.add_image("val/" + "|".join(images), grid, step)
 
 
+class RandomState(pl.Callback):
+    """Keeps the global random streams (torch CPU and CUDA, NumPy, Python) in checkpoints, for a resumed run to draw
+    the numbers the uninterrupted one would have drawn (e.g. the contextual loss's sampled positions).
+
+    Validation also runs on a stream of its own: training continues after it as if it had not run, so a resumed
+    run, which skips the validation its checkpoint was taken before, matches too. Data sampling has its own seeds
+    (:mod:`perceptual.data.resumable`); this covers what the training step itself draws.
+    """
+
+    def __init__(self) -> None:
+        self.to_restore: dict[str, Any] | None = None
+        self.before_validation: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return random_state()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.to_restore = state_dict  # applied when training starts, after everything that set up the run drew
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.to_restore is not None:
+            set_random_state(self.to_restore)
+            self.to_restore = None
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.before_validation = random_state()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.before_validation is not None:
+            set_random_state(self.before_validation)
+            self.before_validation = None
+
+
+def random_state() -> dict[str, Any]:
+    """The global random states as tensors, lists and numbers (what ``torch.load(weights_only=True)`` accepts)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temporary file and rename: a crash never leaves a truncated ckpt."""
+    """Checkpoint files that survive a kill at any moment.
+
+    Each checkpoint is written to a temporary file in its own folder, flushed to disk (fsync), then renamed over the
+    old one (``os.replace`` is atomic on POSIX): ``last.ckpt`` is always either the previous or the new checkpoint.
+    Lightning's own saving writes to a file in the system's temporary folder and moves it into place, which is a
+    copy (a kill can truncate it) when that folder is on another file system, and it does not fsync.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):  # left behind by a killed run
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
         try:
-            torch.save(checkpoint, tmp)
+            with os.fdopen(fd, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
             os.replace(tmp, path)
+            _fsync_folder(path.parent)  # make the rename itself durable
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

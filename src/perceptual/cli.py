@@ -1,13 +1,20 @@
-"""Error reporting for the command-line entry points: one line, no traceback, non-zero exit."""
+"""Command-line entry points: Hydra's main and user errors as one line, no traceback, non-zero exit."""
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
-from hydra.errors import InstantiationException
+import hydra
+from hydra.errors import HydraException, InstantiationException, MissingConfigException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 from perceptual.errors import PerceptualError
 
@@ -25,14 +32,64 @@ def _user_error(error: BaseException) -> PerceptualError | None:
     return None
 
 
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR) from None
+
+
 @contextlib.contextmanager
 def report_errors() -> Iterator[None]:
     """Turn user errors (bad paths, config values, missing weights) into ``error: ...`` + exit 2."""
     try:
         yield
+    except MissingMandatoryValue as error:  # a '???' in the config, e.g. data.root of data=folder
+        message = f"{error.full_key} has no value; pass {error.full_key}=<value>"
+        log.error(message)
+        _fail(message)
     except (PerceptualError, InstantiationException) as error:
         cause = _user_error(error)
         message = str(cause) if cause is not None else " ".join(str(error).split())
-        log.error(message)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        log.error(message)  # into the run's log too
+        _fail(message)
+
+
+def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """``hydra.main`` over ``conf/<config_name>.yaml`` (entry points live in ``src/``) whose own errors, found while
+    composing the config (an unknown key, a missing option, bad override syntax), are one ``error:`` line and exit
+    code 2 like :func:`report_errors`, instead of Hydra's several lines. ``HYDRA_FULL_ERROR=1`` keeps Hydra's report.
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        hydra_task = hydra.main(version_base="1.3", config_path="../conf", config_name=config_name)(task)
+
+        @functools.wraps(task)
+        def run() -> Any:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                return hydra_task()
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
+            try:
+                return hydra_task()
+            except HydraException as error:
+                _fail(composition_error(error))
+
+        return run
+
+    return decorate
+
+
+def composition_error(error: HydraException) -> str:
+    """One line for a Hydra composition error, naming the key or option and the fix."""
+    cause = error.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key and cause.parent_node is not None:
+        known = [str(key) for key in cause.parent_node]
+        close = difflib.get_close_matches(str(cause.key), known, n=1)
+        prefix = cause.full_key[: -len(str(cause.key))]
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        return (
+            f"{cause.full_key} is not a config key{hint}; check the spelling (--cfg job prints every key) "
+            f"or add a new key with +{cause.full_key}=<value>"
+        )
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        return f"{group}={name} is not an option; use one of: {', '.join(error.options)}"
+    return " ".join(str(error).split())

@@ -149,6 +149,34 @@ class Results:
         (folder / "results.json").write_text(json.dumps(self.means(), indent=2) + "\n")
 
 
+def _score_pair(
+    dataset: SRBenchmark,
+    index: int,
+    output_dir: Path,
+    upscale: Upscaler | None,
+    histogram_match: bool,
+    report: BatchReport,
+) -> list[Score]:
+    """Upscale pair ``index`` with each method, write the PNGs and score them; :class:`DataError` when its files
+    cannot be read or the outputs cannot be written."""
+    sample = dataset.load(index)
+    lr, hr, name = sample["lr"], sample["hr"], sample["name"]
+    outputs = {BICUBIC: imresize(lr, size=tuple(hr.shape[-2:]), uint8=True)}
+    if upscale is not None:
+        sr = upscale(lr[None])[0].cpu()
+        outputs[MODEL] = match_histogram(sr, lr) if histogram_match else sr
+    scores = []
+    for method, image in outputs.items():
+        image = quantize(image)
+        report.written.append(save_image(image, output_dir / method / f"{name}.png"))
+        psnr, ssim, sharpness = (
+            float(metric(image[None], hr[None], dataset.scale)) for metric in (psnr_y, ssim_y, sharpness_y)
+        )
+        scores.append(Score(name, method, psnr, ssim, sharpness))
+        log.info("%s %s: %.2f dB, SSIM %.4f, sharpness %.3f", name, method, psnr, ssim, sharpness)
+    return scores
+
+
 def evaluate(
     dataset: SRBenchmark, output_dir: str | Path, upscale: Upscaler | None = None, histogram_match: bool = False
 ) -> tuple[Results, BatchReport]:
@@ -160,23 +188,9 @@ def evaluate(
     results, report = Results(), BatchReport()
     for index, (_, hr_path, _) in enumerate(dataset.pairs):
         try:
-            sample = dataset.load(index)
+            results.scores += _score_pair(dataset, index, output_dir, upscale, histogram_match, report)
         except DataError as error:
             report.fail(hr_path, str(error))
-            continue
-        lr, hr, name = sample["lr"], sample["hr"], sample["name"]
-        outputs = {BICUBIC: imresize(lr, size=tuple(hr.shape[-2:]), uint8=True)}
-        if upscale is not None:
-            sr = upscale(lr[None])[0].cpu()
-            outputs[MODEL] = match_histogram(sr, lr) if histogram_match else sr
-        for method, image in outputs.items():
-            image = quantize(image)
-            report.written.append(save_image(image, output_dir / method / f"{name}.png"))
-            psnr, ssim, sharpness = (
-                float(metric(image[None], hr[None], dataset.scale)) for metric in (psnr_y, ssim_y, sharpness_y)
-            )
-            results.scores.append(Score(name, method, psnr, ssim, sharpness))
-            log.info("%s %s: %.2f dB, SSIM %.4f, sharpness %.3f", name, method, psnr, ssim, sharpness)
     if not results.scores:
         raise DataError(f"no image of {dataset.root} could be evaluated; see the errors above")
     results.write(output_dir)

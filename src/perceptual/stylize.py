@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.errors import DataError
-from perceptual.imaging.io import is_image_file, list_images, load_image, save_image
+from perceptual.imaging.io import is_image_file, list_images, load_image, read_image_size, save_image
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +51,6 @@ def plan_outputs(source: str | Path, destination: str | Path) -> list[tuple[Path
     return [(path, destination / path.relative_to(source)) for path in files]
 
 
-def _read_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that rotate by 90 degrees
-            width, height = height, width
-    return height, width
-
-
 def _fit(image: Tensor, max_size: int | None) -> Tensor:
     if max_size and max(image.shape[-2:]) > max_size:
         scale = max_size / max(image.shape[-2:])
@@ -79,9 +70,9 @@ def transform_files(
     groups: dict[tuple[int, int], list[tuple[Path, Path]]] = defaultdict(list)
     for source, target in pairs:
         try:
-            groups[_read_size(source)].append((source, target))
-        except (OSError, ValueError, SyntaxError) as error:
-            report.fail(source, f"{type(error).__name__}: {error}")
+            groups[read_image_size(source)].append((source, target))
+        except DataError as error:
+            report.fail(source, str(error))
     for group in groups.values():
         for start in range(0, len(group), batch_size):
             chunk, images = [], []
@@ -95,6 +86,10 @@ def transform_files(
                 continue
             outputs = apply(torch.stack(images))
             for (source, target), output in zip(chunk, outputs):
-                report.written.append(save_image(output, target))
+                try:
+                    report.written.append(save_image(output, target))
+                except DataError as error:
+                    report.fail(source, str(error))
+                    continue
                 log.info("%s -> %s", source, target)
     return report

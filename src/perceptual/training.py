@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
-from perceptual.callbacks import AtomicCheckpointIO
+from perceptual.callbacks import AtomicCheckpointIO, RandomState
+from perceptual.config_types import check_types
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
@@ -80,10 +81,33 @@ def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_d
             logger.experiment.add_text("loss_network", note)
 
 
+RESUME_KEYS = ("state_dict", "optimizer_states", "loops")  # what Lightning needs to resume
+
+
 def checkpoint_path(path: str | None) -> str | None:
-    if path is not None and not Path(path).is_file():
+    """``ckpt_path`` when it is a checkpoint a run can resume from; else a one-line :class:`DataError`.
+
+    The check memory-maps the file (``mmap=True``): it reads the pickled structure, not the tensors, so it costs
+    little even for a large checkpoint that Lightning then loads again.
+    """
+    if path is None:
+        return None
+    if not Path(path).is_file():
         raise DataError(
             f"ckpt_path={path} does not exist; pass an existing .ckpt (e.g. outputs/.../checkpoints/last.ckpt)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # truncated, corrupt or foreign file: torch raises many kinds
+        raise DataError(
+            f"ckpt_path={path} cannot be read ({type(error).__name__}); it is corrupt or not a checkpoint: pass "
+            "another one, e.g. a step_*.ckpt beside it"
+        ) from None
+    missing = [key for key in RESUME_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise DataError(
+            f"ckpt_path={path} holds no training state to resume ({', '.join(missing)} missing: a zoo entry or "
+            "an exported net?); pass a checkpoints/*.ckpt written by train.py"
         )
     return path
 
@@ -100,6 +124,7 @@ def flush_denormals() -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
+    check_types(cfg)
     flush_denormals()
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = checkpoint_path(cfg.get("ckpt_path"))
@@ -109,6 +134,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     task = instantiate(cfg.task, net=net, criterion=criterion)
     task.net_config = OmegaConf.to_container(cfg.model, resolve=True)  # not via instantiate: it would build it
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(RandomState())  # not a config choice: resuming must not change the result
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
     log_hparams(loggers, cfg)
@@ -117,4 +143,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     log.info("finished at step %d: %s", trainer.global_step, metrics)
+    if task.skipped_images:
+        log.warning("%d unreadable training image(s) were skipped; the warnings above name them", task.skipped_images)
     return metrics

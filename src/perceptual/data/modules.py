@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from perceptual.data.images import ImageFileDataset, collate_skipping, require_images
+from perceptual.data.resumable import EpochSampler, ResumableLoader
 from perceptual.imaging.io import list_images
 
 log = logging.getLogger(__name__)
@@ -117,21 +118,31 @@ class ImageDataModule(pl.LightningDataModule):
             return lambda image: pairs(crop(image))
         return RandomStyleIndex(lambda image: pairs(crop(image)), len(self.styles))
 
-    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
+        """Training: a :class:`ResumableLoader` (shuffled by the run's seed, resumable mid-epoch); else in order.
+
+        Every loader has its own generator, so that starting one never draws from torch's global RNG: a resumed run,
+        which starts its loaders at other moments than the uninterrupted one, then sees the same random numbers.
+        """
         if dataset is None:
             raise RuntimeError("setup() must run before the dataloaders are requested")
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(dataset) > batch_size,
-        )
+        seed = torch.initial_seed()  # the run's seed: train.py seeds torch with cfg.seed
+        options = {
+            "batch_size": batch_size,
+            "num_workers": self.num_workers,
+            "collate_fn": collate_skipping,
+            "persistent_workers": self.num_workers > 0,
+            "generator": torch.Generator().manual_seed(seed),
+        }
+        if not train:
+            return DataLoader(dataset, shuffle=False, **options)
+        trainer = self.trainer  # None outside a Trainer: one process
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = EpochSampler(dataset, seed, num_replicas=replicas, rank=rank)
+        return ResumableLoader(dataset, sampler, drop_last=len(sampler) > batch_size, **options)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.batch_size, train=True)
 
     @property
     def val_set_names(self) -> list[str]:
@@ -139,10 +150,10 @@ class ImageDataModule(pl.LightningDataModule):
         return ["", *self.val_sets]
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        crops = self._loader(self.val_set, self.val_batch_size, shuffle=False)
+        crops = self._loader(self.val_set, self.val_batch_size, train=False)
         if not self.val_sets:
             return crops
-        return [crops, *(self._loader(dataset, 1, shuffle=False) for dataset in self.val_sets.values())]
+        return [crops, *(self._loader(dataset, 1, train=False) for dataset in self.val_sets.values())]
 
 
 class FolderDataModule(ImageDataModule):

@@ -101,3 +101,7 @@ class TransformTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["net_config"] = self.net_config
         checkpoint["task"] = self.task_name
+        checkpoint["skipped_images"] = self.skipped_images
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_images = checkpoint.get("skipped_images", 0)  # a resumed run goes on counting
