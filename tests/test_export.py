@@ -20,11 +20,20 @@ from perceptual.nets.stylebank import StyleBankNet
 TOLERANCE = 2 / 255
 
 
+def _bicubic_skip_net() -> nn.Module:
+    """An x4 net with the bicubic skip, its zero-initialised last conv made random so both paths count."""
+    net = SuperResolutionNet(scale=4, width=4, n_residual=1, upsample="nearest", output="clamp", skip="bicubic")
+    last_conv = net.body[-1][1]
+    nn.init.normal_(last_conv.weight, std=0.01)
+    return net.eval()
+
+
 def _nets() -> dict[str, tuple[nn.Module, str | None]]:
     torch.manual_seed(0)
     return {
         "style": (StyleTransferNet(width=4, n_residual=2, norm="instance", upsample="nearest").eval(), None),
         "sr_x4": (SuperResolutionNet(scale=4, width=4, n_residual=1).eval(), None),
+        "sr_x4_skip": (_bicubic_skip_net(), None),
         "stylebank": (StyleBankNet(num_styles=3, width=4).eval(), "index"),
     }
 
@@ -46,7 +55,7 @@ def _odd_images(batch: int, height: int, width: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("name", ["style", "sr_x4"])
+@pytest.mark.parametrize("name", ["style", "sr_x4", "sr_x4_skip"])
 def test_exported_nets_match_pytorch_on_odd_sizes_they_were_not_traced_at(exported, name: str, fmt: str) -> None:
     net, path = exported[name, fmt]
     run = load_exported(path)

@@ -48,6 +48,9 @@ class _PaddedTransformNet(nn.Module):
         self.pad = ReflectionPad(context)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.padded_body(x)
+
+    def padded_body(self, x: Tensor) -> Tensor:
         x, (h, w) = pad_to_multiple(x, self.downsample)
         if self.context:
             x = self.pad(x)
@@ -124,20 +127,19 @@ class SuperResolutionNet(_PaddedTransformNet):
             *[ResidualBlock(width, norm, padding) for _ in range(n_residual)],
             *[UpsampleBlock(width, width, upsample, norm) for _ in range(int(math.log2(scale)))],
             ConvBlock(width, 3, 9, 1, activation=False),
-            OutputActivation(output),
         )
         context = 2 * n_residual if padding == "paper" else 0
         super().__init__(body, downsample=1, upscale=scale, context=context)
         self.scale = scale
         self.skip = skip
+        self.activation = OutputActivation(output)  # outside the body: the bicubic skip is added before it
         if skip == "bicubic":
-            last_conv = body[-2][1]
+            last_conv = body[-1][1]
             nn.init.zeros_(last_conv.weight)
             nn.init.zeros_(last_conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.skip == "none":
-            return super().forward(x)
-        upscaled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        residual = self.body[:-1](self.pad(x) if self.context else x)
-        return self.body[-1](upscaled + residual[..., : upscaled.shape[-2], : upscaled.shape[-1]])
+        out = self.padded_body(x)
+        if self.skip == "bicubic":
+            out = out + F.interpolate(x, scale_factor=float(self.scale), mode="bicubic", align_corners=False)
+        return self.activation(out)
