@@ -7,15 +7,13 @@ validation every 3. Uninterrupted references run in this process; killed runs ar
 
 from __future__ import annotations
 
-import io
-import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -141,13 +139,24 @@ def test_validation_does_not_move_the_training_stream() -> None:
     assert draw() == expected
 
 
-def die_halfway_through(checkpoint: dict[str, Any], file: Any) -> None:
-    """Stands in for ``torch.save`` in a child process: writes half the bytes, then ``kill -9`` on itself."""
+KILL_DURING_WRITE = """
+import io, os, signal, sys
+import torch
+from perceptual.callbacks import AtomicCheckpointIO
+
+save = torch.save
+
+def die_halfway_through(checkpoint, file):  # stands in for torch.save: half the bytes, then kill -9 on itself
     buffer = io.BytesIO()
     save(checkpoint, buffer)
     file.write(buffer.getvalue()[: buffer.tell() // 2])
     file.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = die_halfway_through
+checkpoint = {"state_dict": {"w": torch.zeros(1 << 16)}, "optimizer_states": [], "loops": {}}
+AtomicCheckpointIO().save_checkpoint(checkpoint, sys.argv[1])
+"""
 
 
 def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
@@ -155,13 +164,9 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: 
     checkpoint_io = AtomicCheckpointIO()
     previous = {"state_dict": {"w": torch.ones(3)}, "optimizer_states": [], "loops": {}}
     checkpoint_io.save_checkpoint(previous, path)
-    child = os.fork()
-    if child == 0:  # pragma: no cover (the child never returns)
-        torch.save = die_halfway_through
-        checkpoint_io.save_checkpoint({**previous, "state_dict": {"w": torch.zeros(1 << 16)}}, path)
-        os._exit(0)  # not reached: the write kills the child
-    _, status = os.waitpid(child, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    # a fresh process, not fork(): a forked child of a process whose torch thread pools ran can deadlock
+    child = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, str(path)], timeout=120)
+    assert child.returncode == -signal.SIGKILL
     [partial] = path.parent.glob(".last.ckpt.*.tmp")  # the half-written file, never renamed
     assert partial.stat().st_size > 1 << 17
     assert torch.equal(checkpoint_io.load_checkpoint(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
