@@ -278,13 +278,20 @@ class KilledRun:
         with open(self.run_dir.parent / f"{self.run_dir.name}.log", "a") as log:  # the child keeps its own copy
             return subprocess.Popen(command, cwd=REPO, env=cli_env(OMP_NUM_THREADS="1"), stdout=log, stderr=log)
 
-    def kill_after(self, step: int, extra_seconds: float = 0.0) -> int:
-        """Start, wait until ``last.ckpt`` is past ``step`` and ``extra_seconds`` more, ``kill -9``; the saved step."""
-        process = self.start()
+    def wait_past(self, process: subprocess.Popen, step: int) -> None:
         deadline = time.monotonic() + 300
         while self.saved_step() <= step and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(extra_seconds)
+            time.sleep(0.01)
+
+    def kill_after(self, step: int, step_fraction: float = 0.0) -> int:
+        """Start, wait until ``last.ckpt`` is past ``step``, then ``step_fraction`` of the next step's duration
+        (measured on this run, so the kill lands mid-run on a fast or a slow machine), ``kill -9``; the saved step."""
+        process = self.start()
+        self.wait_past(process, step)
+        if step_fraction:
+            started = time.monotonic()
+            self.wait_past(process, self.saved_step())
+            time.sleep(step_fraction * (time.monotonic() - started))
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL, f"the run ended before it was killed: see {self.run_dir}.log"
         return self.saved_step()
@@ -315,7 +322,7 @@ def test_five_kills_at_random_moments_then_resume_give_the_uninterrupted_weights
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     run = KilledRun(tmp_path / "run", *TASKS["style"], f"trainer.max_steps={steps}")
-    saved = [run.kill_after(run.saved_step(), extra_seconds=rng.uniform(0, 1.5)) for _ in range(5)]
+    saved = [run.kill_after(run.saved_step(), step_fraction=rng.uniform(0.01, 1)) for _ in range(5)]
     assert saved == sorted(saved) and saved[-1] < steps, f"seed {seed}: saved steps {saved}"
     last = run.finish()
     assert max_difference(weights(last), weights(reference)) <= TOLERANCE, f"seed {seed}: saved steps {saved}"
