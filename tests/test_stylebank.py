@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from conftest import REPO, run_cli
+from perceptual.checkpoints import read_checkpoint
 from perceptual.data.images import collate_skipping
 from perceptual.errors import ConfigError, DataError
 from perceptual.fusion import StyleBankFusion, feature_weights, with_fusion
@@ -265,7 +266,7 @@ def test_incremental_training_freezes_encoder_decoder_and_old_banks(tmp_path: Pa
     assert [p.shape for p in optimised] == [p.shape for p in task.net.banks[2].parameters()]
     trainer.save_checkpoint(tmp_path / "incremental.ckpt")
     net, saved = load_net(tmp_path / "incremental.ckpt")
-    assert net.num_styles == 3 and saved["styles"] == [*STYLES, "astronaut"]
+    assert net.num_styles == 3 and saved.styles == [*STYLES, "astronaut"]
     assert _same(after, net.state_dict(), "banks.2.")
     with pytest.raises(DataError, match="init_ckpt"):
         _task(_net(0), incremental=True)
@@ -302,8 +303,9 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_training_cli_writes_checkpoints_and_samples(trained_runs: tuple[Path, Path]) -> None:
     joint, incremental = trained_runs
     assert (joint / "samples" / "reconstructed_latest.png").is_file()
-    net, checkpoint = load_net(joint / "checkpoints" / "last.ckpt")
-    assert net.num_styles == 3 and checkpoint["global_step"] == 4
+    net, metadata = load_net(joint / "checkpoints" / "last.ckpt")
+    assert net.num_styles == 3 and metadata.styles == ["mosaic", "immunohistochemistry", "hubble_deep_field"]
+    assert read_checkpoint(joint / "checkpoints" / "last.ckpt")["global_step"] == 4
     new_net, _ = load_net(incremental / "checkpoints" / "last.ckpt")
     assert new_net.num_styles == 4
     old, new = net.state_dict(), new_net.state_dict()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import run_cli
+from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
 from perceptual.zoo import ZOO_DIR, ZOO_ENV, format_table, list_entries, resolve, save_entry
@@ -42,8 +43,8 @@ def test_entry_is_fp16_net_weights_only(ckpt: Path, zoo_dir: Path) -> None:
     assert path == zoo_dir / "tiny.pt"
     entry = torch.load(path, weights_only=True)
     original = torch.load(ckpt, weights_only=False)
-    assert set(entry) == {"net_config", "state_dict", "task", "zoo"}
-    assert entry["net_config"] == original["net_config"] and entry["task"] == "style"
+    assert set(entry) == {METADATA_KEY, "state_dict", "zoo"}
+    assert checkpoint_metadata(entry) == checkpoint_metadata(original) and checkpoint_metadata(entry).task == "style"
     assert entry["state_dict"].keys() == {k for k in original["state_dict"] if k.startswith("net.")}
     dtypes = {key: value.dtype for key, value in entry["state_dict"].items()}
     assert {dtype for key, dtype in dtypes.items() if not key.endswith("num_batches_tracked")} == {torch.float16}
@@ -55,9 +56,9 @@ def test_entry_is_fp16_net_weights_only(ckpt: Path, zoo_dir: Path) -> None:
 
 def test_zoo_net_matches_checkpoint_net(ckpt: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ZOO_ENV, str(zoo_dir))
-    net, checkpoint = load_net("zoo:tiny")
-    reference, _ = load_net(ckpt)
-    assert checkpoint["zoo"]["steps"] == 4 and all(p.dtype == torch.float32 for p in net.parameters())
+    net, metadata = load_net("zoo:tiny")
+    reference, reference_metadata = load_net(ckpt)
+    assert metadata == reference_metadata and all(p.dtype == torch.float32 for p in net.parameters())
     image = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(net(image), reference(image), atol=1e-3, rtol=0)

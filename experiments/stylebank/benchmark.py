@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import default_collate
 
 from perceptual.data.sample import resolve_image
@@ -60,7 +60,6 @@ def build(cfg: DictConfig) -> tuple[TransformTask, pl.LightningDataModule]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     task = instantiate(cfg.task, net=instantiate(cfg.model), criterion=build_criterion(cfg.loss, cfg.loss_net))
-    task.net_config = OmegaConf.to_container(cfg.model, resolve=True)
     return task, datamodule
 
 

@@ -74,9 +74,9 @@ def load_upscaler(
     compile: bool = False,
 ) -> Runner:
     """The checkpoint's SR net as a :class:`Runner`; refuses other tasks and other scales (the metrics would lie)."""
-    net, checkpoint = load_net(ckpt)
-    if checkpoint.get("task") != "sr":
-        raise ConfigError(f"ckpt={ckpt} is a {checkpoint.get('task')} checkpoint; pass one trained with task=sr")
+    net, metadata = load_net(ckpt)
+    if metadata.task != "sr":
+        raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
         raise ConfigError(f"ckpt={ckpt} upscales x{net.scale} but scale={scale}; pass scale={net.scale}")
     return Runner(net, device, precision, channels_last, compile)

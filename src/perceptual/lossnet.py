@@ -7,6 +7,7 @@ after the deepest requested layer, applies the ImageNet normalisation itself (in
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -184,6 +185,19 @@ class LossNetwork(nn.Module):
     @property
     def is_pretrained(self) -> bool:
         return self.weights_source != "random"
+
+    @functools.cached_property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights' source where known, for checkpoints to record: HED's weights file (checked against
+        it on conversion), the 8 leading hex digits torchvision names its ImageNet files by, a local file's own
+        (hashed on first use); ``None`` for random weights and in-memory state dicts."""
+        if self.weights_source == "hed":
+            return hed.HED_H5_SHA256
+        if self.weights_source == "imagenet":
+            return _cached_weights_file(self.arch).stem.rsplit("-", 1)[-1]
+        if self.weights_source in ("random", "state_dict"):
+            return None
+        return hed.sha256_of(Path(self.weights_source))
 
     def _index(self, layer: str) -> int:
         try:

@@ -106,8 +106,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
     criterion = build_criterion(cfg.loss, cfg.loss_net)
-    task = instantiate(cfg.task, net=net, criterion=criterion)
-    task.net_config = OmegaConf.to_container(cfg.model, resolve=True)  # not via instantiate: it would build it
+    # The run config goes in as YAML text: instantiate would build the _target_ nodes of a dict.
+    task = instantiate(cfg.task, net=net, criterion=criterion, run_config=OmegaConf.to_yaml(cfg, resolve=True))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])

@@ -9,12 +9,13 @@ to what the net needs and the output cropped back.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import (
     PADDINGS,
     ConvBlock,
@@ -35,11 +36,14 @@ Skip = Literal["none", "bicubic"]
 SKIPS = ("none", "bicubic")
 
 
-class _PaddedTransformNet(nn.Module):
-    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output."""
+class _PaddedTransformNet(TransformNet):
+    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output.
 
-    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int) -> None:
-        super().__init__()
+    ``options`` are the subclass's constructor arguments (see :class:`TransformNet`).
+    """
+
+    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int, **options: Any) -> None:
+        super().__init__(**options)
         self.body = body
         self.downsample = downsample
         self.upscale = upscale
@@ -87,7 +91,18 @@ class StyleTransferNet(_PaddedTransformNet):
             OutputActivation(output),
         )
         context = 2 * n_residual * 4 if padding == "paper" else 0
-        super().__init__(body, downsample=4, upscale=1, context=context)
+        super().__init__(
+            body,
+            downsample=4,
+            upscale=1,
+            context=context,
+            width=width,
+            n_residual=n_residual,
+            norm=norm,
+            upsample=upsample,
+            padding=padding,
+            output=output,
+        )
 
 
 class SuperResolutionNet(_PaddedTransformNet):
@@ -126,7 +141,20 @@ class SuperResolutionNet(_PaddedTransformNet):
             OutputActivation(output),
         )
         context = 2 * n_residual if padding == "paper" else 0
-        super().__init__(body, downsample=1, upscale=scale, context=context)
+        super().__init__(
+            body,
+            downsample=1,
+            upscale=scale,
+            context=context,
+            scale=scale,
+            width=width,
+            n_residual=n_residual,
+            norm=norm,
+            upsample=upsample,
+            padding=padding,
+            output=output,
+            skip=skip,
+        )
         self.scale = scale
         self.skip = skip
         if skip == "bicubic":

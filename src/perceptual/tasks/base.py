@@ -1,5 +1,6 @@
 """Training plumbing shared by every task: optimiser, per-term logging, validation images,
-and checkpoints that carry what inference needs (the net's config) but not the loss network."""
+and checkpoints that carry what inference needs (the net's config, see :mod:`perceptual.checkpoints`) but not the
+loss network."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from perceptual.checkpoints import CheckpointMetadata, describe_loss_network, write_metadata
 from perceptual.data.images import SKIPPED
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 
@@ -25,9 +27,8 @@ class TransformTask(pl.LightningModule):
         criterion: loss terms + loss network.
         optimizer: factory taking the parameters (Hydra ``_partial_: true``).
         scheduler: optional factory taking the optimiser, stepped every step.
-        net_config: the net's Hydra config (``_target_`` + kwargs), saved in checkpoints so that
-            inference can rebuild the net without Hydra configs or loss-network weights.
         channels_last: NHWC memory format (faster convolutions on recent CPUs and GPUs).
+        run_config: the run's composed config as YAML, recorded in checkpoints (``None`` outside a configured run).
     """
 
     task_name = "transform"
@@ -38,16 +39,16 @@ class TransformTask(pl.LightningModule):
         criterion: PerceptualCriterion,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
-        net_config: dict[str, Any] | None = None,
         channels_last: bool = False,
+        run_config: str | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.criterion = criterion
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.net_config = net_config
         self.channels_last = channels_last
+        self.run_config = run_config
         self.skipped_images = 0
         self.validation_images: dict[str, Tensor] = {}
         self.style_images: list[Tensor] = []  # set by tasks whose criterion compares with style images
@@ -98,6 +99,19 @@ class TransformTask(pl.LightningModule):
         scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
+    def style_names(self) -> list[str]:
+        """The styles the net was trained for, as configured (paths or built-in names); none by default."""
+        return []
+
+    def checkpoint_metadata(self) -> CheckpointMetadata:
+        """What a checkpoint of this task records besides the weights."""
+        return CheckpointMetadata(
+            net=self.net.config(),
+            task=self.task_name,
+            styles=self.style_names(),
+            loss_net=describe_loss_network(self.criterion.loss_net),
+            run_config=self.run_config,
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["net_config"] = self.net_config
-        checkpoint["task"] = self.task_name
+        write_metadata(checkpoint, self.checkpoint_metadata())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from perceptual.data.sample import resolve_image
@@ -24,6 +23,7 @@ class StyleTransferTask(TransformTask):
 
     def __init__(self, style: str, style_size: int | None = 256, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.style = style
         self.style_images = [resolve_image(style, "style", style_size)]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
@@ -43,6 +43,5 @@ class StyleTransferTask(TransformTask):
         if batch_idx == 0:
             self.validation_images = {"content": content.float(), "stylised": output.detach().float().clamp(0, 1)}
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["style_image"] = self.style_images[0].mul(255).round().to(torch.uint8)
+    def style_names(self) -> list[str]:
+        return [self.style]

@@ -110,12 +110,12 @@ class StyleBankTask(TransformTask):
         """The trained net of ``init_ckpt`` with everything frozen (new banks are added trainable)."""
         if not init_ckpt:
             raise DataError("incremental StyleBank training needs init_ckpt=<stylebank run>/checkpoints/last.ckpt")
-        net, checkpoint = load_net(init_ckpt)
+        net, metadata = load_net(init_ckpt)
         if not isinstance(net, StyleBankNet):
             kind = type(net).__name__
             raise DataError(f"init_ckpt={init_ckpt} holds a {kind}, not a StyleBank net; train task=stylebank first")
         log.info("incremental: %d bank(s) from %s (model.* is ignored)", net.num_styles, init_ckpt)
-        self.previous_styles = list(checkpoint.get("styles", []))
+        self.previous_styles = list(metadata.styles)
         return net.requires_grad_(False)
 
     def frozen_modules(self) -> list[nn.Module]:
@@ -194,7 +194,6 @@ class StyleBankTask(TransformTask):
         if batch_idx == 0:
             self.validation_images = images
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.net_config = self.net.config()  # counts the banks added here, and incremental nets come from init_ckpt
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["styles"] = self.previous_styles + self.styles  # the style of each bank, in order
+    def style_names(self) -> list[str]:
+        """The style of each bank, in order: those of ``init_ckpt`` first in incremental mode."""
+        return self.previous_styles + self.styles
