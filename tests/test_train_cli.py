@@ -133,7 +133,7 @@ def test_corrupt_images_in_dataset_are_skipped_and_counted(tmp_path: Path) -> No
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
         (["+loss.terms.extra._target_=perceptual.losses.NoSuchLoss"], "NoSuchLoss"),
         (["+loss.terms.extra.weight=1"], "loss.terms.extra has no _target_"),
-        (["model.norm=group"], "norm='group' is not supported; use one of: batch, instance, none"),
+        (["model.norm=group"], "norm=group is not supported; use one of: batch, instance, none"),
     ],
 )
 def test_bad_input_gives_one_line_error(overrides: list[str], message: str, tmp_path: Path) -> None:

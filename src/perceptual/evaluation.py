@@ -15,12 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from skimage.exposure import match_histograms
 from torch import Tensor
 
+from perceptual.choices import check_choice
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.color import quantize
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 
 Upscaler = Callable[[Tensor], Tensor]  # LR [1, 3, h, w] -> SR [1, 3, scale * h, scale * w], float in [0, 1]
 
-BENCHMARKS = {"set5": "Set5", "set14": "Set14"}
+Benchmark = Literal["set5", "set14"]
+BENCHMARK_FOLDERS: dict[Benchmark, str] = {"set5": "Set5", "set14": "Set14"}
 BICUBIC, MODEL = "bicubic", "model"
 METRICS = ("psnr", "ssim", "sharpness")  # Score fields, in table and CSV order
 METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sharpness": "sharpness"}
@@ -44,14 +47,13 @@ METRIC_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "sharpness": "{:.3f}"}
 def benchmark_folder(benchmark: str, benchmark_dir: str | Path, scale: int) -> Path:
     """``<benchmark_dir>/<Set>/x<scale>``; a scale without its own folder (x8) takes the HR images of the folder of
     its largest factor (x4), which :class:`SRBenchmark` modcrops and downscales itself."""
-    if benchmark.lower() not in BENCHMARKS:
-        raise ConfigError(f"benchmark={benchmark} is not supported; use one of: {', '.join(BENCHMARKS)}")
-    root = Path(benchmark_dir).expanduser() / BENCHMARKS[benchmark.lower()]
+    folder = BENCHMARK_FOLDERS[check_choice("benchmark", benchmark.lower(), Benchmark)]
+    root = Path(benchmark_dir).expanduser() / folder
     factors = [s for s in range(scale, 1, -1) if scale % s == 0 and (root / f"x{s}").is_dir()]
     if not factors:
         raise DataError(
             f"benchmark={benchmark}: no {root}/x{scale} folder; set paths.benchmark_dir=<folder holding "
-            f"{BENCHMARKS[benchmark.lower()]}/x{scale}> (in this repository's dev setup: ../shared/data/sr)"
+            f"{folder}/x{scale}> (in this repository's dev setup: ../shared/data/sr)"
         )
     return root / f"x{factors[0]}"
 

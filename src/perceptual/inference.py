@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from perceptual.checkpoints import CheckpointMetadata, build_net, checkpoint_metadata, read_checkpoint
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def load_net(path: str | Path) -> tuple[nn.Module, CheckpointMetadata]:
@@ -60,8 +60,7 @@ class Runner:
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision={precision} is not supported; use one of: {', '.join(PRECISIONS)}")
+        check_choice("precision", precision, Precision)
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision=fp16 needs a CUDA device; use precision=bf16 on CPU")

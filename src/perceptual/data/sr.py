@@ -21,17 +21,11 @@ from perceptual.imaging.blur import gaussian_blur
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import list_images, load_image
 from perceptual.imaging.resize import imresize
-from perceptual.nets.johnson import SR_SCALES
+from perceptual.nets.johnson import check_scale
 
 log = logging.getLogger(__name__)
 
 PAIR_NAME = re.compile(r"^(?P<stem>.+)_SRF_(?P<scale>\d+)_(?P<kind>HR|LR)$", re.IGNORECASE)
-
-
-def check_scale(scale: int) -> int:
-    if scale not in SR_SCALES:
-        raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
-    return scale
 
 
 def modcrop(image: Tensor, scale: int) -> Tensor:

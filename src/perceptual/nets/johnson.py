@@ -14,10 +14,10 @@ from typing import Any, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import (
-    PADDINGS,
     ConvBlock,
     Norm,
     Output,
@@ -27,13 +27,16 @@ from perceptual.nets.blocks import (
     ResidualBlock,
     Upsample,
     UpsampleBlock,
-    check_choice,
     pad_to_multiple,
 )
 
-SR_SCALES = (2, 4, 8)
+SRScale = Literal[2, 4, 8]
 Skip = Literal["none", "bicubic"]
-SKIPS = ("none", "bicubic")
+
+
+def check_scale(scale: int) -> int:
+    """The super-resolution factor, checked once for the net, the SR data and the SR task."""
+    return check_choice("scale", scale, SRScale)
 
 
 class _PaddedTransformNet(TransformNet):
@@ -78,7 +81,7 @@ class StyleTransferNet(_PaddedTransformNet):
         padding: Padding = "paper",
         output: Output = "tanh",
     ) -> None:
-        check_choice("padding", padding, PADDINGS)
+        check_choice("padding", padding, Padding)
         w = width
         body = nn.Sequential(
             ConvBlock(3, w, 9, 1, norm),
@@ -118,7 +121,7 @@ class SuperResolutionNet(_PaddedTransformNet):
 
     def __init__(
         self,
-        scale: int = 4,
+        scale: SRScale = 4,
         width: int = 64,
         n_residual: int = 4,
         norm: Norm = "batch",
@@ -127,10 +130,9 @@ class SuperResolutionNet(_PaddedTransformNet):
         output: Output = "tanh",
         skip: Skip = "none",
     ) -> None:
-        if scale not in SR_SCALES:
-            raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
-        check_choice("padding", padding, PADDINGS)
-        check_choice("skip", skip, SKIPS)
+        check_scale(scale)
+        check_choice("padding", padding, Padding)
+        check_choice("skip", skip, Skip)
         if skip == "bicubic" and output != "clamp":
             raise ConfigError("skip=bicubic adds the residual to a bicubic upscale; set output=clamp (not tanh)")
         body = nn.Sequential(

@@ -6,10 +6,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from perceptual.data.sr import check_scale
 from perceptual.imaging.color import quantize
 from perceptual.imaging.resize import imresize
 from perceptual.metrics import SRPSNR, SRSSIM
+from perceptual.nets.johnson import check_scale
 from perceptual.tasks.base import TransformTask
 
 
