@@ -18,7 +18,6 @@ from perceptual.cli import report_errors
 from perceptual.errors import ConfigError
 from perceptual.zoo import TEXT_FIELDS, format_table, list_entries, read_metrics, save_entry, zoo_folder
 
-
 Action = Literal["list", "add"]
 
 
