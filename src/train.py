@@ -8,12 +8,13 @@ python src/train.py -m loss.terms.style.weight=1,10,100
 import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import ignore_irrelevant_training_warnings, report_errors
 from perceptual.training import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    ignore_irrelevant_training_warnings()
     with report_errors():
         return train(cfg).get("val/loss")
 

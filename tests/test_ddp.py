@@ -30,6 +30,7 @@ def make_task() -> SuperResolutionTask:
     torch.manual_seed(0)
     return SuperResolutionTask(
         scale=4,
+        val_sets=["bench"],
         net=SuperResolutionNet(scale=4, width=8),
         criterion=PerceptualCriterion({"pixel": PixelLoss()}),
         optimizer=partial(torch.optim.Adam, lr=1e-3),

@@ -33,6 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import default_collate
 
+from perceptual.data.batch import IMAGE_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.tasks.base import TransformTask
@@ -115,7 +116,7 @@ def style_loss_meter(args: argparse.Namespace, style: str, bank: int) -> Any:
     criterion.set_styles([resolve_image(style, "style", args.style_size)])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    images = default_collate([datamodule.val_set[i] for i in range(len(datamodule.val_set))])["image"]
+    images = default_collate([datamodule.val_set[i] for i in range(len(datamodule.val_set))])[IMAGE_KEY]
 
     @torch.no_grad()
     def evaluate(net: torch.nn.Module) -> float:

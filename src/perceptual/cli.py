@@ -1,10 +1,12 @@
-"""Error reporting for the command-line entry points: one line, no traceback, non-zero exit."""
+"""What the command-line entry points share: one-line errors (no traceback, non-zero exit) and the warning filters
+that suit a command (the library itself never changes global state such as warning filters)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 
 from hydra.errors import InstantiationException
@@ -14,6 +16,19 @@ from perceptual.errors import PerceptualError
 log = logging.getLogger("perceptual")
 
 EXIT_USER_ERROR = 2
+# Lightning warnings that do not apply to this project's training, as (message regex, category):
+# - manual-optimisation checkpoints hold the weights after the optimiser step (StyleBank; so do automatic ones);
+# - modules in eval mode at the start of training (incremental StyleBank keeps its frozen modules so on purpose).
+IRRELEVANT_TRAINING_WARNINGS = (
+    ("Using ModelCheckpoint with manual optimization", UserWarning),
+    (r"Found \d+ module\(s\) in eval mode", UserWarning),
+)
+
+
+def ignore_irrelevant_training_warnings() -> None:
+    """Keep :data:`IRRELEVANT_TRAINING_WARNINGS` out of a training command's output."""
+    for message, category in IRRELEVANT_TRAINING_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def _user_error(error: BaseException) -> PerceptualError | None:

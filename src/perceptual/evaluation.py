@@ -23,6 +23,7 @@ from skimage.exposure import match_histograms
 from torch import Tensor
 
 from perceptual.choices import check_choice
+from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.color import quantize
@@ -166,7 +167,7 @@ def evaluate(
         except DataError as error:
             report.fail(hr_path, str(error))
             continue
-        lr, hr, name = sample["lr"], sample["hr"], sample["name"]
+        lr, hr, name = sample[LR_KEY], sample[HR_KEY], sample[NAME_KEY]
         outputs = {BICUBIC: imresize(lr, size=tuple(hr.shape[-2:]), uint8=True)}
         if upscale is not None:
             sr = upscale(lr[None])[0].cpu()

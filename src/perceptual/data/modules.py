@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.images import ImageFileDataset, collate_skipping, require_images
 from perceptual.imaging.io import list_images
 
@@ -26,7 +27,7 @@ PairMaker = Callable[[Tensor], dict[str, Tensor]]
 
 
 def image_only(crop: Tensor) -> dict[str, Tensor]:
-    return {"image": crop}
+    return {IMAGE_KEY: crop}
 
 
 class RandomStyleIndex:
@@ -38,7 +39,7 @@ class RandomStyleIndex:
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         sample = self.make(image)
-        sample["style_index"] = torch.randint(self.num_styles, ())
+        sample[STYLE_INDEX_KEY] = torch.randint(self.num_styles, ())
         return sample
 
 
@@ -74,7 +75,8 @@ class ImageDataModule(pl.LightningDataModule):
         styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
             training sample then carries a random ``style_index``.
         val_sets: extra named validation datasets (e.g. SR benchmarks), one loader each at batch
-            size 1 after the held-out crops; tasks log their metrics under ``val/<name>/...``.
+            size 1 after the held-out crops, in this order; tasks log their metrics under ``val/<name>/...``
+            (the SR task gets the names from the config: ``task.val_sets``).
     """
 
     def __init__(
@@ -132,11 +134,6 @@ class ImageDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
-
-    @property
-    def val_set_names(self) -> list[str]:
-        """Name per validation loader: ``""`` for the held-out crops, then each of ``val_sets``."""
-        return ["", *self.val_sets]
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         crops = self._loader(self.val_set, self.val_batch_size, shuffle=False)

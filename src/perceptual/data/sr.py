@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.blur import gaussian_blur
 from perceptual.imaging.color import quantize
@@ -72,7 +73,7 @@ class SRDegradation:
         size_y, size_x = source.shape[-2:]
         dy, dx = torch.randint(-m, m + 1, (2,)).tolist() if m else (0, 0)
         target = crop[..., m + dy : m + dy + size_y, m + dx : m + dx + size_x]
-        return {"lr": self.degrade(source), "hr": target}
+        return {LR_KEY: self.degrade(source), HR_KEY: target}
 
 
 def benchmark_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
@@ -121,14 +122,14 @@ class SRBenchmark(Dataset):
         hr = modcrop(load_image(hr_path), self.scale)
         if lr_path is None:
             lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale, uint8=self.blur_sigma == 0)
-            return {"lr": quantize(lr), "hr": hr, "name": name}
+            return {LR_KEY: quantize(lr), HR_KEY: hr, NAME_KEY: name}
         lr = load_image(lr_path)
         if tuple(lr.shape[-2:]) != (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale):
             raise DataError(
                 f"LR {lr_path} ({lr.shape[-2]}x{lr.shape[-1]}) does not match HR {hr_path} "
                 f"({hr.shape[-2]}x{hr.shape[-1]} after modcrop) at x{self.scale}; fix or remove the pair"
             )
-        return {"lr": lr, "hr": hr, "name": name}
+        return {LR_KEY: lr, HR_KEY: hr, NAME_KEY: name}
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str] | None:
         """The sample, or None (logged) so that validation skips a bad pair instead of stopping."""

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from perceptual.checkpoints import CheckpointMetadata, describe_loss_network, write_metadata
-from perceptual.data.images import SKIPPED
+from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -50,7 +50,7 @@ class TransformTask(pl.LightningModule):
         self.channels_last = channels_last
         self.run_config = run_config
         self.skipped_images = 0
-        self.validation_images: dict[str, Tensor] = {}
+        self._validation_images: dict[str, Tensor] = {}
         self.style_images: list[Tensor] = []  # set by tasks whose criterion compares with style images
 
     def forward(self, x: Tensor) -> Tensor:
@@ -72,11 +72,20 @@ class TransformTask(pl.LightningModule):
     def on_validation_start(self) -> None:
         self.cache_styles()
 
+    def keep_validation_images(self, images: dict[str, Tensor]) -> None:
+        """Keep one validation batch's images, a row each (e.g. content, stylised), for :meth:`validation_images`."""
+        self._validation_images = {name: batch.detach().float().clamp(0, 1) for name, batch in images.items()}
+
+    def validation_images(self) -> dict[str, Tensor]:
+        """The images of the last :meth:`keep_validation_images` (float, in [0, 1]); empty before the first
+        validation. What :class:`~perceptual.callbacks.ValidationImages` logs and reconstructions start from."""
+        return self._validation_images
+
     def count_skipped(self, batch: dict[str, Any]) -> bool:
         """Log unreadable images; return False when nothing in the batch was readable."""
-        self.skipped_images += int(batch.get(SKIPPED, 0))
+        self.skipped_images += int(batch.get(SKIPPED_KEY, 0))
         self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
-        return any(key != SKIPPED for key in batch)
+        return any(key != SKIPPED_KEY for key in batch)
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
         on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"

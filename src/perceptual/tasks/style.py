@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from perceptual.data.batch import IMAGE_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.tasks.base import TransformTask
 
@@ -29,19 +30,19 @@ class StyleTransferTask(TransformTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if not self.count_skipped(batch):
             return None
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         losses = self.criterion(self.net(content), target=content)
         self.log_losses("train", losses, content.shape[0])
         return losses.total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if "image" not in batch:
+        if IMAGE_KEY not in batch:
             return
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         output = self.net(content)
         self.log_losses("val", self.criterion(output, target=content), content.shape[0])
         if batch_idx == 0:
-            self.validation_images = {"content": content.float(), "stylised": output.detach().float().clamp(0, 1)}
+            self.keep_validation_images({"content": content, "stylised": output})
 
     def style_names(self) -> list[str]:
         return [self.style]
