@@ -40,7 +40,7 @@ def make_task() -> SuperResolutionTask:
 def make_data(bench: Path) -> SampleDataModule:
     """Two held-out crops (the sample module's two validation photos) and a four-image benchmark set."""
     return SampleDataModule(
-        batch_size=1, image_size=32, pairs=SRDegradation(scale=4), val_sets={"bench": SRBenchmark(bench, scale=4)}
+        batch_size=1, image_size=32, make_sample=SRDegradation(scale=4), val_sets={"bench": SRBenchmark(bench, scale=4)}
     )
 
 

@@ -72,7 +72,7 @@ def test_benchmark_uses_named_pairs_of_its_scale(tmp_path: Path) -> None:
     write_pairs(tmp_path, scale=4)
     save_image(torch.rand(3, 20, 20), tmp_path / "img_009_SRF_2_HR.png")  # another scale's pair: ignored
     dataset = SRBenchmark(tmp_path, scale=4)
-    assert [name for name, _, _ in dataset.pairs] == ["img_000", "img_001"]
+    assert [name for name, _, _ in dataset.files] == ["img_000", "img_001"]
     sample = dataset[1]
     assert sample["name"] == "img_001" and sample["hr"].shape == (3, 48, 48)
     assert torch.equal(sample["lr"], load_image(tmp_path / "img_001_SRF_4_LR.png"))  # LR used as given
@@ -89,7 +89,7 @@ def test_benchmark_makes_lr_for_hr_only_folder(tmp_path: Path) -> None:
 def test_benchmark_x8_from_x4_folder_downscales_its_hr_images(tmp_path: Path) -> None:
     write_pairs(tmp_path, scale=4)
     dataset = SRBenchmark(tmp_path, scale=8)
-    assert [(name, hr.name, lr) for name, hr, lr in dataset.pairs] == [
+    assert [(name, hr.name, lr) for name, hr, lr in dataset.files] == [
         ("img_000", "img_000_SRF_4_HR.png", None),
         ("img_001", "img_001_SRF_4_HR.png", None),
     ]

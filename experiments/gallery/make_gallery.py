@@ -20,10 +20,10 @@ from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.gatys import optimize_image
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Runner, load_net
+from perceptual.pixel_optimization import optimize_image
 from perceptual.training import build_criterion, flush_denormals
 from perceptual.zoo import entry_names
 

@@ -161,7 +161,7 @@ def evaluate(
         raise ConfigError("histogram_match=true post-processes the model's output; pass ckpt=<SR checkpoint> too")
     output_dir = Path(output_dir)
     results, report = Results(), BatchReport()
-    for index, (_, hr_path, _) in enumerate(dataset.pairs):
+    for index, (_, hr_path, _) in enumerate(dataset.files):
         try:
             sample = dataset.load(index)
         except DataError as error:

@@ -1,7 +1,7 @@
 """LightningDataModules over image folders (COCO train2014 or any tree of images).
 
-What a sample looks like is a task's choice: ``pairs`` turns a crop into the batch dict
-(``{"image": crop}`` for style transfer, ``{"lr", "hr"}`` for super-resolution).
+What a sample looks like is a task's choice: ``make_sample`` turns a crop into the sample dict
+(``{"image": crop}`` for style transfer, ``{"lr", "hr"}`` for super-resolution; keys in :mod:`perceptual.data.batch`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from perceptual.imaging.io import list_images
 
 log = logging.getLogger(__name__)
 
-PairMaker = Callable[[Tensor], dict[str, Tensor]]
+SampleMaker = Callable[[Tensor], dict[str, Tensor]]  # crop -> sample dict
 
 
 def image_only(crop: Tensor) -> dict[str, Tensor]:
@@ -57,7 +57,7 @@ class EnsureMinSize:
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Shared loader plumbing: crops, the task's pair maker, skip-and-count collation.
+    """Shared loader plumbing: crops, the task's sample maker, skip-and-count collation.
 
     Args:
         batch_size: training batch size (4 in Johnson et al.).
@@ -68,10 +68,10 @@ class ImageDataModule(pl.LightningDataModule):
             more telling sample images at little cost, since validation runs no backward pass.
         num_workers: DataLoader workers.
         val_batch_size: defaults to ``batch_size``.
-        pairs: crop -> batch dict; defaults to ``{"image": crop}``.
-        val_pairs: crop -> batch dict for the held-out crops; defaults to ``pairs``. Set it when training
-            pairs are deliberately corrupted (e.g. ``SRDegradation(max_shift=8)``) but validation metrics
-            must be scored on clean, aligned pairs.
+        make_sample: crop -> sample dict; defaults to ``{"image": crop}``.
+        make_val_sample: crop -> sample dict for the held-out crops; defaults to ``make_sample``. Set it when
+            training samples are deliberately corrupted (e.g. ``SRDegradation(max_shift=8)``: non-aligned LR/HR
+            pairs) but validation metrics must be scored on clean, aligned pairs.
         styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
             training sample then carries a random ``style_index``.
         val_sets: extra named validation datasets (e.g. SR benchmarks), one loader each at batch
@@ -87,8 +87,8 @@ class ImageDataModule(pl.LightningDataModule):
         resize: bool = True,
         num_workers: int = 0,
         val_batch_size: int | None = None,
-        pairs: PairMaker | None = None,
-        val_pairs: PairMaker | None = None,
+        make_sample: SampleMaker | None = None,
+        make_val_sample: SampleMaker | None = None,
         styles: Sequence[str] | None = None,
         val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
@@ -99,8 +99,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.resize = resize
         self.num_workers = num_workers
         self.val_batch_size = val_batch_size or batch_size
-        self.pairs = pairs or image_only
-        self.val_pairs = val_pairs or self.pairs
+        self.make_sample = make_sample or image_only
+        self.make_val_sample = make_val_sample or self.make_sample
         self.styles = list(styles) if styles else []
         self.val_sets = dict(val_sets or {})
         self.train_set: Dataset | None = None
@@ -114,10 +114,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     def transform(self, train: bool) -> Callable[[Tensor], dict[str, Tensor]]:
         crop = self._crop(train)
-        pairs = self.pairs if train else self.val_pairs
+        make_sample = self.make_sample if train else self.make_val_sample
         if not self.styles or not train:
-            return lambda image: pairs(crop(image))
-        return RandomStyleIndex(lambda image: pairs(crop(image)), len(self.styles))
+            return lambda image: make_sample(crop(image))
+        return RandomStyleIndex(lambda image: make_sample(crop(image)), len(self.styles))
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:

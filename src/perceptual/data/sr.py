@@ -76,7 +76,7 @@ class SRDegradation:
         return {LR_KEY: self.degrade(source), HR_KEY: target}
 
 
-def benchmark_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
+def benchmark_files(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
     """(name, HR path, LR path or None) for a benchmark folder: named HR/LR pairs or HR-only images."""
     files = list_images(root)
     named = {}
@@ -108,17 +108,17 @@ class SRBenchmark(Dataset):
         self.scale = check_scale(scale)
         if not self.root.is_dir():
             raise DataError(f"benchmark folder {self.root} does not exist; pass a folder of HR (and LR) images")
-        self.pairs = benchmark_pairs(self.root, self.scale)
-        if not self.pairs:
+        self.files = benchmark_files(self.root, self.scale)  # (name, HR path, LR path or None)
+        if not self.files:
             raise DataError(f"{self.root} holds no HR images for scale {scale}; pass a folder of images")
         self.blur_sigma = blur_sigma
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.files)
 
     def load(self, index: int) -> dict[str, Tensor | str]:
         """Sample ``index``; :class:`DataError` naming the file when it is unreadable or its LR does not fit its HR."""
-        name, hr_path, lr_path = self.pairs[index]
+        name, hr_path, lr_path = self.files[index]
         hr = modcrop(load_image(hr_path), self.scale)
         if lr_path is None:
             lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale, uint8=self.blur_sigma == 0)

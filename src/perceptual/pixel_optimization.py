@@ -1,4 +1,4 @@
-"""Optimisation-based image synthesis (Gatys et al.): the baseline feed-forward nets are judged by.
+"""Optimising an image's pixels against a criterion (Gatys et al.): the baseline feed-forward nets are judged by.
 
 The pixels of an image are optimised against exactly the criterion a feed-forward net trains with,
 so objective values and speed compare like for like (Johnson et al. 2016, Table 1 and Figure 5).

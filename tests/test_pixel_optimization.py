@@ -11,10 +11,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from conftest import run_cli
 from perceptual.data.sample import builtin_image
-from perceptual.gatys import initial_image, optimize_image
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.lossnet import LossNetwork
 from perceptual.metrics import psnr
+from perceptual.pixel_optimization import initial_image, optimize_image
 from perceptual.reconstruction import reconstruct, write_panels
 
 
@@ -94,7 +94,7 @@ def test_panels_are_logged_one_image_per_layer(tmp_path: Path) -> None:
 
 def test_optimize_cli_writes_image_curve_and_logs(tmp_path: Path) -> None:
     result = run_cli(
-        "optimize.py",
+        "optimize_image.py",
         "loss_net.weights=random",
         "image_size=32",
         "style_size=32",
