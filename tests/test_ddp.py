@@ -58,6 +58,7 @@ def validate(bench: Path, **trainer_options: object) -> dict[str, float]:
     return {key: float(trainer.callback_metrics[key]) for key in METRICS}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_ddp_validation_metrics_equal_single_process(tmp_path: Path) -> None:
     write_images(tmp_path, 4, size=(48, 48))

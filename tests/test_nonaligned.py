@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import run_cli
+from conftest import compose_config, train_run
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRDegradation
 from perceptual.errors import ConfigError
-from test_config import compose_train
 
 
 @pytest.fixture
@@ -100,14 +100,13 @@ def test_validation_pairs_default_to_training_pairs() -> None:
 
 
 def test_cx_nonaligned_experiment_trains(tmp_path: Path) -> None:
-    result = run_cli(
-        "train.py", "experiment=cx_nonaligned_sr", "debug=fast", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = train_run(tmp_path, "experiment=cx_nonaligned_sr", "debug=fast", "trainer.max_steps=2")
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert set(metrics) >= {"train/contextual", "train/low_frequency", "val/psnr"}
+    assert all(math.isfinite(value) for value in metrics.values())
 
 
 @pytest.mark.parametrize("experiment", ["cx_nonaligned_sr", "pixel_nonaligned_sr"])
 def test_nonaligned_experiments_shift_training_pairs_only(experiment: str) -> None:
-    datamodule = instantiate(compose_train(f"experiment={experiment}").data)
+    datamodule = instantiate(compose_config("train", f"experiment={experiment}").data)
     assert datamodule.make_sample.max_shift == 8 and datamodule.make_val_sample.max_shift == 0

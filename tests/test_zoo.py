@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import compose_config, run_cli, run_entry_point
 from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
@@ -26,8 +26,8 @@ METADATA = {
 
 
 @pytest.fixture(scope="module")
-def ckpt(trained_style_run: Path) -> Path:
-    return trained_style_run / "checkpoints" / "last.ckpt"
+def ckpt(style_run: Path) -> Path:
+    return style_run / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def test_entry_is_fp16_net_weights_only(ckpt: Path, zoo_dir: Path) -> None:
     assert {dtype for key, dtype in dtypes.items() if not key.endswith("num_batches_tracked")} == {torch.float16}
     assert {dtype for key, dtype in dtypes.items() if key.endswith("num_batches_tracked")} == {torch.int64}
     fp32_bytes = sum(v.numel() * v.element_size() for v in original["state_dict"].values())
-    assert path.stat().st_size < 0.55 * fp32_bytes  # half the fp32 weights, plus little else
-    assert path.stat().st_size < ckpt.stat().st_size / 4  # no optimiser state
+    assert path.stat().st_size < fp32_bytes / 2 + 40_000  # half the fp32 weights, plus metadata and file structure
+    assert path.stat().st_size < ckpt.stat().st_size / 3  # no optimiser state
 
 
 def test_zoo_net_matches_checkpoint_net(ckpt: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +87,17 @@ def test_save_refuses_incomplete_metadata_and_overwriting(ckpt: Path, zoo_dir: P
     assert [path.name for path in zoo_dir.iterdir()] == ["tiny.pt"]  # no temporary files left behind
 
 
-def test_cli_adds_and_lists(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listing_command_prints_the_table(
+    zoo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv(ZOO_ENV, str(zoo_dir))
+    assert run_entry_point("zoo.py", compose_config("zoo")) == 0
+    [entry] = list_entries()
+    assert f"| tiny | style | tiny smoke-test net | {entry.size_mb:.1f} | 4 | random |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_add_command_reads_hydra_quoted_values(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ZOO_ENV, str(tmp_path))
     added = run_cli(
         "zoo.py",
@@ -103,10 +113,8 @@ def test_cli_adds_and_lists(ckpt: Path, tmp_path: Path, monkeypatch: pytest.Monk
         "steps=7",
     )
     assert added.returncode == 0, added.stderr[-2000:]
-    listed = run_cli("zoo.py")
-    assert listed.returncode == 0, listed.stderr[-2000:]
     [entry] = list_entries()
-    assert f"| from_cli | style | added from the command line | {entry.size_mb:.1f} | 7 | random |" in listed.stdout
+    assert (entry.name, entry.metadata["steps"]) == ("from_cli", 7)
     assert entry.metadata["command"] == "python src/train.py debug=fast scale=4"
 
 
