@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from conftest import compose_config, run_entry_point, train_run
-from perceptual.checkpoints import read_checkpoint
+from perceptual.checkpoints import CheckpointMetadata, read_checkpoint, slim_checkpoint
 from perceptual.data.images import collate_skipping
 from perceptual.errors import ConfigError, DataError
 from perceptual.fusion import StyleBankFusion, feature_weights, with_fusion
@@ -253,8 +253,8 @@ def test_joint_schedule_banks_and_gradient_rescaling() -> None:
 def test_incremental_training_freezes_encoder_decoder_and_old_banks(tmp_path: Path) -> None:
     trained = _net(2)
     checkpoint = tmp_path / "trained.ckpt"
-    state = {f"net.{k}": v for k, v in trained.state_dict().items()}
-    torch.save({"net_config": trained.config(), "state_dict": state, "task": "stylebank", "styles": STYLES}, checkpoint)
+    metadata = CheckpointMetadata(net=trained.config(), task="stylebank", styles=STYLES)
+    torch.save(slim_checkpoint(metadata, trained.state_dict()), checkpoint)
     task = _task(_net(0), styles=["astronaut"], incremental=True, init_ckpt=str(checkpoint))
     recorder = RecordSteps()
     trainer = _fit(task, _loader([[0, 0]] * 3), recorder)
