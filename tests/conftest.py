@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
@@ -23,6 +24,11 @@ from perceptual.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# One CPU thread unless OMP_NUM_THREADS says otherwise: the tests' tensors are tiny, so a second thread gains little,
+# and on a busy machine every parallel region waits for a descheduled thread (the debug=fast style net's forward and
+# backward pass on two 32 px crops took 5.6 s with two threads, 0.07 s with one). Command-line tests get the same.
+THREADS = int(os.environ.get("OMP_NUM_THREADS", 1))
+torch.set_num_threads(THREADS)
 
 
 def compose_config(
@@ -65,7 +71,12 @@ def run_entry_point(script: str, cfg: DictConfig) -> int:
 def run_cli(script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``src/<script>`` as a user would, in a new Python process from the repository root (for the few tests of
     what only a real command has: Hydra's run directory, logging to train.log, multirun, exit codes)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning", "HYDRA_FULL_ERROR": "0"}
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore::FutureWarning",
+        "HYDRA_FULL_ERROR": "0",
+        "OMP_NUM_THREADS": str(THREADS),
+    }
     return subprocess.run(
         [sys.executable, str(REPO / "src" / script), *overrides],
         cwd=REPO,
