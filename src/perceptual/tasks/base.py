@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from perceptual.checkpoints import CheckpointMetadata, describe_loss_network, write_metadata
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
+from perceptual.nets.base import TransformNet
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -23,7 +24,8 @@ class TransformTask(pl.LightningModule):
     """A transformation net trained with a perceptual criterion.
 
     Args:
-        net: the image transformation network (the only thing stylize/evaluate need).
+        net: the image transformation network (the only thing stylize/evaluate need); its ``config()`` goes into
+            checkpoints.
         criterion: loss terms + loss network.
         optimizer: factory taking the parameters (Hydra ``_partial_: true``).
         scheduler: optional factory taking the optimiser, stepped every step.
@@ -35,7 +37,7 @@ class TransformTask(pl.LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,
+        net: TransformNet,
         criterion: PerceptualCriterion,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
