@@ -8,20 +8,19 @@ The graph takes float32 RGB [N, 3, H, W] in [0, 1] of any size from the net's sm
 layout (see perceptual.export); StyleBank graphs take the bank index or fusion weights as a second input.
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from perceptual.cli import report_errors
+from perceptual.cli import entry_point, report_errors
 from perceptual.export import export_net
 from perceptual.inference import load_net
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@entry_point("export")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        net, checkpoint = load_net(cfg.ckpt)
-        metadata = {"source": str(cfg.ckpt), "task": checkpoint.get("task"), "styles": checkpoint.get("styles")}
-        result = export_net(net, cfg.format, cfg.output, cfg.stylebank, metadata, cfg.verify)
+        net, metadata = load_net(cfg.ckpt)
+        details = {"source": str(cfg.ckpt), "task": metadata.task, "styles": metadata.styles}
+        result = export_net(net, cfg.format, cfg.output, cfg.stylebank, details, cfg.verify)
     print(result.summary())
 
 

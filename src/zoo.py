@@ -8,28 +8,31 @@
 Entries are used wherever a checkpoint is expected: python src/stylize.py ckpt=zoo:starry_night input=... output=...
 """
 
+from typing import Literal
+
 from omegaconf import DictConfig
 
+from perceptual.choices import check_choice
 from perceptual.cli import entry_point, report_errors
 from perceptual.errors import ConfigError
 from perceptual.zoo import TEXT_FIELDS, format_table, list_entries, read_metrics, save_entry, zoo_folder
+
+Action = Literal["list", "add"]
 
 
 @entry_point("zoo")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        if cfg.action == "list":
+        if check_choice("action", cfg.action, Action) == "list":
             entries = list_entries()
             print(f"zoo folder {zoo_folder()}, entries: {len(entries)} (use one as ckpt=zoo:<name>)")
             print(format_table(entries))
-        elif cfg.action == "add":
+        else:
             if not cfg.ckpt:
                 raise ConfigError("action=add needs ckpt=<run dir>/checkpoints/last.ckpt")
             metadata = {key: cfg[key] for key in (*TEXT_FIELDS, "steps")}
             metadata["metrics"] = read_metrics(cfg.metrics) if cfg.metrics else {}
             print(f"added {save_entry(cfg.ckpt, cfg.name, metadata)}")
-        else:
-            raise ConfigError(f"action={cfg.action} is not supported; use action=list or action=add")
 
 
 if __name__ == "__main__":

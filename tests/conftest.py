@@ -1,23 +1,73 @@
-"""Shared fixtures: repository paths, CLI runners, small generated images."""
+"""Shared fixtures: repository paths, configs composed as the commands compose them, entry points run in-process,
+a few true command-line runs, small generated images."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 
+from perceptual.training import train
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# One CPU thread unless OMP_NUM_THREADS says otherwise: the tests' tensors are tiny, so a second thread gains little,
+# and on a busy machine every parallel region waits for a descheduled thread (the debug=fast style net's forward and
+# backward pass on two 32 px crops took 5.6 s with two threads, 0.07 s with one). Command-line tests get the same.
+THREADS = int(os.environ.get("OMP_NUM_THREADS", 1))
+torch.set_num_threads(THREADS)
+
+
+def compose_config(
+    config_name: str, *overrides: str, output_dir: Path | None = None, hydra: bool = False
+) -> DictConfig:
+    """The config ``conf/<config_name>.yaml`` with ``overrides``, composed as the command composes it (Hydra's compose
+    API). ``output_dir`` stands for the run directory Hydra makes for a command (``paths.output_dir``); ``hydra=True``
+    keeps Hydra's own settings (``cfg.hydra``)."""
+    if output_dir is not None:
+        overrides = (*overrides, f"paths.output_dir={output_dir}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def train_run(output_dir: Path, *overrides: str) -> dict[str, float]:
+    """``python src/train.py <overrides>`` in this process, writing into ``output_dir``; the final metrics."""
+    return train(compose_config("train", *overrides, output_dir=output_dir))
+
+
+@functools.cache
+def entry_point(script: str) -> Callable[[DictConfig], Any]:
+    """The Hydra ``main`` of ``src/<script>``."""
+    spec = importlib.util.spec_from_file_location(f"entry_point_{Path(script).stem}", REPO / "src" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def run_entry_point(script: str, cfg: DictConfig) -> int:
+    """Run ``src/<script>`` on a composed config in this process (Hydra's decorator passes a given config straight to
+    the function); the exit code the command would give."""
+    try:
+        entry_point(script)(cfg)
+    except SystemExit as exit:
+        return exit.code or 0
+    return 0
 
 
 def cli_command(script: str, *overrides: str) -> list[str]:
@@ -27,21 +77,21 @@ def cli_command(script: str, *overrides: str) -> list[str]:
 
 def cli_env(**variables: str) -> dict[str, str]:
     """The environment entry points run in: this one, quieter, plus ``variables``."""
-    return {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning", "HYDRA_FULL_ERROR": "0", **variables}
+    quiet = {"PYTHONWARNINGS": "ignore::FutureWarning", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": str(THREADS)}
+    return {**os.environ, **quiet, **variables}
 
 
 def run_cli(script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``src/<script>`` as a user would, from the repository root."""
+    """Run ``src/<script>`` as a user would, in a new Python process from the repository root (for the few tests of
+    what only a real command has: Hydra's run directory, logging to train.log, multirun, exit codes)."""
     return subprocess.run(
         cli_command(script, *overrides), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env()
     )
 
 
-def compose_train(*overrides: str, hydra_config: bool = False) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides``, as ``src/train.py`` would see it."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=hydra_config)
+def error_lines(stderr: str) -> list[str]:
+    """The one-line errors a command printed (``error: ...``)."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture(scope="session")
@@ -106,9 +156,8 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One short style-transfer training through the CLI, shared by the tests that need a checkpoint."""
+def style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short style-transfer training (``debug=fast``, 4 steps), shared by the tests that need a checkpoint."""
     run_dir = tmp_path_factory.mktemp("style_run")
-    result = run_cli("train.py", "debug=fast", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_run(run_dir, "debug=fast")
     return run_dir

@@ -11,14 +11,14 @@ import torch
 from hydra.errors import HydraException
 from PIL import Image
 
-from conftest import BAD_IMAGES, compose_train, write_bad_images, write_images
+from conftest import BAD_IMAGES, compose_config, write_bad_images, write_images
+from perceptual.checkpoints import read_checkpoint
 from perceptual.cli import composition_error
 from perceptual.config_types import check_types
-from perceptual.data.images import SKIPPED
+from perceptual.data.batch import SKIPPED_KEY
 from perceptual.data.modules import FolderDataModule
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.io import list_images, load_image, read_image_size
-from perceptual.inference import load_checkpoint
 from perceptual.stylize import transform_files
 
 PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
@@ -96,7 +96,7 @@ def test_training_epoch_skips_and_counts_every_bad_file(tmp_path: Path) -> None:
     assert len(data.train_set) == 10
     batches = list(data.train_dataloader())
     assert len(batches) == 2
-    assert sum(int(batch[SKIPPED]) for batch in batches) == 7
+    assert sum(int(batch[SKIPPED_KEY]) for batch in batches) == 7
     images = torch.cat([batch["image"] for batch in batches if "image" in batch])
     assert images.shape == (3, 3, 16, 16)
 
@@ -119,7 +119,7 @@ def test_training_epoch_skips_and_counts_every_bad_file(tmp_path: Path) -> None:
 )
 def test_config_values_are_checked_against_the_type_hints(override: str, message: str | None) -> None:
     override = f"+{override}" if "resize_to" in override else override  # the sample data has no such key
-    cfg = compose_train("debug=fast", override, "paths.output_dir=/tmp/unused")
+    cfg = compose_config("train", "debug=fast", override, "paths.output_dir=/tmp/unused")
     if message is None:
         check_types(cfg)
         return
@@ -139,7 +139,7 @@ def test_config_values_are_checked_against_the_type_hints(override: str, message
 )
 def test_hydra_composition_errors_become_one_line(override: str, message: str) -> None:
     with pytest.raises(HydraException) as error:
-        compose_train(override)
+        compose_config("train", override)
     assert composition_error(error.value).startswith(message)
     assert "\n" not in composition_error(error.value)
 
@@ -147,7 +147,7 @@ def test_hydra_composition_errors_become_one_line(override: str, message: str) -
 def test_corrupt_or_foreign_checkpoint_for_stylize_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 a truncated zip archive")
     with pytest.raises(DataError, match=r"cannot read checkpoint .*cut\.ckpt \(RuntimeError\); pass a \.ckpt"):
-        load_checkpoint(tmp_path / "cut.ckpt")
+        read_checkpoint(tmp_path / "cut.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
-    with pytest.raises(DataError, match=r"foreign\.ckpt is not a perceptual checkpoint \(no net_config\)"):
-        load_checkpoint(tmp_path / "foreign.ckpt")
+    with pytest.raises(DataError, match=r"foreign\.ckpt is not a perceptual checkpoint \(no net config and weights\)"):
+        read_checkpoint(tmp_path / "foreign.ckpt")

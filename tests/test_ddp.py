@@ -32,6 +32,7 @@ def make_task() -> SuperResolutionTask:
     torch.manual_seed(0)
     return SuperResolutionTask(
         scale=4,
+        val_sets=["bench"],
         net=SuperResolutionNet(scale=4, width=8),
         criterion=PerceptualCriterion({"pixel": PixelLoss()}),
         optimizer=partial(torch.optim.Adam, lr=1e-3),
@@ -41,7 +42,7 @@ def make_task() -> SuperResolutionTask:
 def make_data(bench: Path) -> SampleDataModule:
     """Two held-out crops (the sample module's two validation photos) and a four-image benchmark set."""
     return SampleDataModule(
-        batch_size=1, image_size=32, pairs=SRDegradation(scale=4), val_sets={"bench": SRBenchmark(bench, scale=4)}
+        batch_size=1, image_size=32, make_sample=SRDegradation(scale=4), val_sets={"bench": SRBenchmark(bench, scale=4)}
     )
 
 
@@ -59,6 +60,7 @@ def validate(bench: Path, **trainer_options: object) -> dict[str, float]:
     return {key: float(trainer.callback_metrics[key]) for key in METRICS}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_ddp_validation_metrics_equal_single_process(tmp_path: Path) -> None:
     write_images(tmp_path, 4, size=(48, 48))

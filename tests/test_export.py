@@ -123,11 +123,11 @@ def test_min_side_is_the_smallest_size_that_reflects_everywhere() -> None:
 
 def test_export_errors_are_one_line_config_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     style, bank = StyleTransferNet(width=4, n_residual=1), StyleBankNet(num_styles=2, width=4)
-    with pytest.raises(ConfigError, match="format='coreml' is not supported; use one of: onnx, torchscript"):
+    with pytest.raises(ConfigError, match="format=coreml is not supported; use one of: onnx, torchscript"):
         export_net(style, "coreml", tmp_path / "x.mlmodel")
     with pytest.raises(ConfigError, match=r"2 style banks: pass stylebank=index .* or stylebank=weights"):
         export_net(bank, "torchscript", tmp_path / "bank.pt")
-    with pytest.raises(ConfigError, match="stylebank='regions' is not supported; use one of: index, weights"):
+    with pytest.raises(ConfigError, match="stylebank=regions is not supported; use one of: index, weights"):
         export_net(bank, "torchscript", tmp_path / "bank.pt", stylebank="regions")
     with pytest.raises(ConfigError, match="stylebank=index applies to StyleBank checkpoints; this one holds a Style"):
         export_net(style, "torchscript", tmp_path / "style.pt", stylebank="index")
@@ -160,7 +160,7 @@ def test_export_cli_writes_a_verified_onnx_file(tmp_path: Path) -> None:
         assert (load_exported(output)(images) - net(images)).abs().max() <= TOLERANCE
 
     bad = run_cli("export.py", f"ckpt={ckpt}", "format=tflite", f"output={output}", f"hydra.run.dir={tmp_path / 'r2'}")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: format='tflite'")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: format=tflite")
 
 
 def test_an_export_that_does_not_reproduce_the_net_is_deleted_and_reported(

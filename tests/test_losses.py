@@ -145,3 +145,18 @@ def test_style_index_selects_each_samples_style() -> None:
     torch.testing.assert_close(mixed, expected)
     with pytest.raises(ConfigError, match="out of range"):
         criterion(output, style_index=torch.tensor([0, 2]))
+
+
+def test_criterion_names_the_layers_its_terms_read() -> None:
+    terms = {
+        "content": FeatureLoss(1.0, ["relu3_3", "relu2_2"]),
+        "pixel": PixelLoss(1.0),  # the image itself, not a loss-network layer
+        "style": GramStyleLoss(1.0, ["relu1_2", "relu2_2"]),
+        "style_deep": GramStyleLoss(1.0, ["relu4_3"]),
+        "tv": TotalVariationLoss(1.0),
+    }
+    criterion = PerceptualCriterion(terms, loss_net=lambda layers: LossNetwork(layers, weights="random"))
+    assert criterion.network_layers("target") == ["relu2_2", "relu3_3"]
+    assert criterion.network_layers("style") == ["relu1_2", "relu2_2", "relu4_3"]
+    assert criterion.network_layers(None) == []
+    assert criterion.gram_layer_sets() == [["relu1_2", "relu2_2"], ["relu4_3"]]

@@ -1,18 +1,18 @@
-"""Non-aligned SR pairs (``SRDegradation(max_shift=...)``) and aligned validation pairs (``val_pairs``)."""
+"""Non-aligned SR pairs (``SRDegradation(max_shift=...)``) and aligned validation pairs (``make_val_sample``)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import run_cli
+from conftest import compose_config, train_run
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRDegradation
 from perceptual.errors import ConfigError
-from test_config import compose_train
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_validation_pairs_stay_aligned_when_training_pairs_are_shifted() -> None
         image_size=48,
         val_image_size=32,
         samples_per_epoch=2,
-        pairs=SRDegradation(scale=4, max_shift=8),
-        val_pairs=SRDegradation(scale=4),
+        make_sample=SRDegradation(scale=4, max_shift=8),
+        make_val_sample=SRDegradation(scale=4),
     )
     datamodule.setup()
     torch.manual_seed(0)
@@ -95,19 +95,18 @@ def test_validation_pairs_stay_aligned_when_training_pairs_are_shifted() -> None
 
 
 def test_validation_pairs_default_to_training_pairs() -> None:
-    pairs = SRDegradation(scale=4)
-    assert SampleDataModule(pairs=pairs).val_pairs is pairs
+    make_sample = SRDegradation(scale=4)
+    assert SampleDataModule(make_sample=make_sample).make_val_sample is make_sample
 
 
 def test_cx_nonaligned_experiment_trains(tmp_path: Path) -> None:
-    result = run_cli(
-        "train.py", "experiment=cx_nonaligned_sr", "debug=fast", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = train_run(tmp_path, "experiment=cx_nonaligned_sr", "debug=fast", "trainer.max_steps=2")
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert set(metrics) >= {"train/contextual", "train/low_frequency", "val/psnr"}
+    assert all(math.isfinite(value) for value in metrics.values())
 
 
 @pytest.mark.parametrize("experiment", ["cx_nonaligned_sr", "pixel_nonaligned_sr"])
 def test_nonaligned_experiments_shift_training_pairs_only(experiment: str) -> None:
-    datamodule = instantiate(compose_train(f"experiment={experiment}").data)
-    assert datamodule.pairs.max_shift == 8 and datamodule.val_pairs.max_shift == 0
+    datamodule = instantiate(compose_config("train", f"experiment={experiment}").data)
+    assert datamodule.make_sample.max_shift == 8 and datamodule.make_val_sample.max_shift == 0

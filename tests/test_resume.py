@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from conftest import REPO, cli_command, cli_env, compose_train
+from conftest import REPO, cli_command, cli_env, compose_config
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.data.resumable import EpochSampler, ResumableLoader, SeededSamples
 from perceptual.errors import DataError
@@ -205,7 +205,7 @@ def single_thread() -> Iterator[None]:
 
 def train_here(output_dir: Path, *overrides: str) -> Path:
     """Train in this process; returns the run's checkpoint folder."""
-    train(compose_train(*TINY, *overrides, f"paths.output_dir={output_dir}"))
+    train(compose_config("train", *TINY, *overrides, f"paths.output_dir={output_dir}"))
     return output_dir / "checkpoints"
 
 

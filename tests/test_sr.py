@@ -8,21 +8,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import run_cli, write_bad_images, write_images
+from conftest import compose_config, error_lines, run_cli, run_entry_point, train_run, write_bad_images, write_images
+from perceptual.checkpoints import checkpoint_metadata, read_checkpoint
+from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRBenchmark, SRDegradation, modcrop
 from perceptual.errors import ConfigError, DataError
 from perceptual.evaluation import evaluate, load_upscaler, match_histogram, resolve_input
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import load_image, save_image
 from perceptual.imaging.resize import imresize
+from perceptual.losses import PerceptualCriterion, PixelLoss
 from perceptual.metrics import psnr_y
+from perceptual.nets import SuperResolutionNet
+from perceptual.tasks.sr import SuperResolutionTask
 
-# A narrow net and one validation (at step 2) keep each run to a few seconds.
-FAST_SR = ("task=sr", "debug=fast", "model.width=8", "trainer.max_steps=2")
+# One validation (at step 2) and debug=fast's narrow net keep each run to a few seconds.
+FAST_SR = ("task=sr", "debug=fast", "trainer.max_steps=2")
 
 
 def scalar_tags(run_dir: Path) -> list[str]:
@@ -46,8 +52,7 @@ def write_pairs(folder: Path, scale: int, count: int = 2, size: tuple[int, int] 
 def sr_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One short x8 SR training with the perceptual loss, shared by the tests that need an SR checkpoint."""
     run_dir = tmp_path_factory.mktemp("sr_run")
-    result = run_cli("train.py", *FAST_SR, "scale=8", "loss=perceptual", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_run(run_dir, *FAST_SR, "scale=8", "loss=perceptual")
     return run_dir
 
 
@@ -72,7 +77,7 @@ def test_benchmark_uses_named_pairs_of_its_scale(tmp_path: Path) -> None:
     write_pairs(tmp_path, scale=4)
     save_image(torch.rand(3, 20, 20), tmp_path / "img_009_SRF_2_HR.png")  # another scale's pair: ignored
     dataset = SRBenchmark(tmp_path, scale=4)
-    assert [name for name, _, _ in dataset.pairs] == ["img_000", "img_001"]
+    assert [name for name, _, _ in dataset.files] == ["img_000", "img_001"]
     sample = dataset[1]
     assert sample["name"] == "img_001" and sample["hr"].shape == (3, 48, 48)
     assert torch.equal(sample["lr"], load_image(tmp_path / "img_001_SRF_4_LR.png"))  # LR used as given
@@ -89,7 +94,7 @@ def test_benchmark_makes_lr_for_hr_only_folder(tmp_path: Path) -> None:
 def test_benchmark_x8_from_x4_folder_downscales_its_hr_images(tmp_path: Path) -> None:
     write_pairs(tmp_path, scale=4)
     dataset = SRBenchmark(tmp_path, scale=8)
-    assert [(name, hr.name, lr) for name, hr, lr in dataset.pairs] == [
+    assert [(name, hr.name, lr) for name, hr, lr in dataset.files] == [
         ("img_000", "img_000_SRF_4_HR.png", None),
         ("img_001", "img_001_SRF_4_HR.png", None),
     ]
@@ -106,8 +111,8 @@ def test_benchmark_skips_pair_whose_lr_does_not_fit(tmp_path: Path) -> None:
 
 
 def test_sr_training_logs_psnr_ssim_and_checkpoint(sr_run: Path) -> None:
-    checkpoint = torch.load(sr_run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["task"] == "sr" and checkpoint["net_config"]["scale"] == 8
+    metadata = checkpoint_metadata(read_checkpoint(sr_run / "checkpoints" / "last.ckpt"))
+    assert metadata.task == "sr" and metadata.net["scale"] == 8 and metadata.styles == []
     tags = scalar_tags(sr_run)
     for tag in ("train/feature", "train/tv", "val/psnr", "val/ssim"):
         assert tag in tags, tag
@@ -118,25 +123,43 @@ def test_pixel_loss_run_with_benchmark_val_set(tmp_path: Path) -> None:
     write_images(tmp_path / "bench", 2, size=(48, 48))
     val_set = f"{{_target_:perceptual.data.sr.SRBenchmark,root:'{tmp_path / 'bench'}',scale:4}}"
     run_dir = tmp_path / "run"
-    overrides = ("loss=pixel", f"+data.val_sets.bench={val_set}", f"hydra.run.dir={run_dir}")
-    result = run_cli("train.py", *FAST_SR, *overrides)
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_run(run_dir, *FAST_SR, "loss=pixel", f"+data.val_sets.bench={val_set}")
     tags = scalar_tags(run_dir)
     assert "train/pixel" in tags and "train/feature" not in tags
     assert "val/bench/psnr" in tags and "val/bench/ssim" in tags
     assert not (run_dir / "WARNING_random_loss_network.txt").exists()  # no loss network at all
 
 
-def test_unsupported_scale_is_a_one_line_error(tmp_path: Path) -> None:
-    result = run_cli("train.py", *FAST_SR, "scale=3", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2
-    assert "scale=3 is not supported; use one of: 2, 4, 8" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+def test_unsupported_scale_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_entry_point("train.py", compose_config("train", *FAST_SR, "scale=3", output_dir=tmp_path)) == 2
+    assert error_lines(capsys.readouterr().err) == ["error: model.scale=3 must be one of: 2, 4, 8; pick one of them"]
+
+
+def test_validation_set_names_come_from_the_config() -> None:
+    val_set = "{_target_:perceptual.data.sr.SRBenchmark,root:/bench,scale:4}"
+    cfg = compose_config("train", "task=sr", f"+data.val_sets.set5={val_set}", f"+data.val_sets.set14={val_set}")
+    assert list(cfg.task.val_sets) == ["set5", "set14"]
+    assert list(compose_config("train", "task=sr").task.val_sets) == []
+
+
+def test_validation_set_without_a_name_is_a_config_error(tmp_path: Path) -> None:
+    write_images(tmp_path, 2, size=(48, 48))
+    task = SuperResolutionTask(
+        scale=4,
+        net=SuperResolutionNet(scale=4, width=4),
+        criterion=PerceptualCriterion({"pixel": PixelLoss()}),
+        optimizer=torch.optim.Adam,
+    )
+    data = SampleDataModule(
+        batch_size=1, image_size=32, make_sample=SRDegradation(scale=4), val_sets={"bench": SRBenchmark(tmp_path, 4)}
+    )
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match=r"validation loader 1 has no name; set task\.val_sets"):
+        trainer.validate(task, datamodule=data)
 
 
 def test_evaluate_bicubic_baseline_skips_unreadable_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """In-process (the CLI is a thin wrapper, run by the checkpoint test below): without ckpt, bicubic only."""
+    """The library call behind the command (see test_evaluate_command_end_to_end): without ckpt, bicubic only."""
     hr_paths = write_images(tmp_path / "hr", 3, size=(48, 48))
     bad = write_bad_images(tmp_path / "hr")
     run_dir = tmp_path / "run"
@@ -161,21 +184,16 @@ def test_evaluate_bicubic_baseline_skips_unreadable_images(tmp_path: Path, capsy
     assert means["bicubic"]["psnr"] == pytest.approx(np.mean(expected), abs=1e-9)
 
 
-def test_evaluate_checkpoint_with_histogram_matching(sr_run: Path, tmp_path: Path) -> None:
+def test_evaluate_checkpoint_with_histogram_matching(
+    sr_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     write_images(tmp_path / "hr", 2, size=(64, 64))
     run_dir = tmp_path / "run"
     ckpt = sr_run / "checkpoints" / "last.ckpt"
-    result = run_cli(
-        "evaluate.py",
-        f"input={tmp_path / 'hr'}",
-        "scale=8",
-        f"ckpt={ckpt}",
-        "histogram_match=true",
-        f"hydra.run.dir={run_dir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    overrides = (f"input={tmp_path / 'hr'}", "scale=8", f"ckpt={ckpt}", "histogram_match=true", "device=cpu")
+    assert run_entry_point("evaluate.py", compose_config("evaluate", *overrides, output_dir=run_dir)) == 0
     header = "| image | bicubic PSNR | bicubic SSIM | bicubic sharpness | model PSNR | model SSIM | model sharpness |"
-    assert header in result.stdout
+    assert header in capsys.readouterr().out
     means = json.loads((run_dir / "results.json").read_text())
     assert list(means) == ["bicubic", "model"] and all(np.isfinite(list(means["model"].values())))
     assert load_image(run_dir / "model" / "img_001.png").shape == (3, 64, 64)
@@ -186,6 +204,19 @@ def test_evaluate_checkpoint_with_histogram_matching(sr_run: Path, tmp_path: Pat
             ("img_001", "bicubic"),
             ("img_001", "model"),
         ]
+
+
+@pytest.mark.slow
+def test_evaluate_command_end_to_end(tmp_path: Path) -> None:
+    """The real command: the table on stdout, the files in Hydra's run directory, exit code 1 for a bad image."""
+    write_images(tmp_path / "hr", 2, size=(48, 48))
+    (tmp_path / "hr" / "zz_broken.png").write_bytes(b"not a png")
+    run_dir = tmp_path / "run"
+    result = run_cli("evaluate.py", f"input={tmp_path / 'hr'}", "scale=4", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "zz_broken.png" in result.stderr and "| **mean** |" in result.stdout
+    assert sorted(p.name for p in (run_dir / "bicubic").iterdir()) == ["img_000.png", "img_001.png"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "results.json").is_file()
 
 
 def test_checkpoint_scale_must_match(sr_run: Path) -> None:

@@ -1,10 +1,8 @@
-"""StyleBank: the net, the (T+1)-step schedule, incremental learning, fusion, and the CLIs end to end."""
+"""StyleBank: the net, the (T+1)-step schedule, incremental learning, fusion, and the train and stylize commands."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +14,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from conftest import REPO, run_cli
+from conftest import compose_config, run_entry_point, train_run
+from perceptual.checkpoints import CheckpointMetadata, read_checkpoint, slim_checkpoint
 from perceptual.data.images import collate_skipping
 from perceptual.errors import ConfigError, DataError
 from perceptual.fusion import StyleBankFusion, feature_weights, with_fusion
+from perceptual.imaging.color import quantize
+from perceptual.imaging.io import load_image
 from perceptual.inference import load_net
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.lossnet import LossNetwork
@@ -248,8 +249,8 @@ def test_joint_schedule_banks_and_gradient_rescaling() -> None:
 def test_incremental_training_freezes_encoder_decoder_and_old_banks(tmp_path: Path) -> None:
     trained = _net(2)
     checkpoint = tmp_path / "trained.ckpt"
-    state = {f"net.{k}": v for k, v in trained.state_dict().items()}
-    torch.save({"net_config": trained.config(), "state_dict": state, "task": "stylebank", "styles": STYLES}, checkpoint)
+    metadata = CheckpointMetadata(net=trained.config(), task="stylebank", styles=STYLES)
+    torch.save(slim_checkpoint(metadata, trained.state_dict()), checkpoint)
     task = _task(_net(0), styles=["astronaut"], incremental=True, init_ckpt=str(checkpoint))
     recorder = RecordSteps()
     trainer = _fit(task, _loader([[0, 0]] * 3), recorder)
@@ -261,7 +262,7 @@ def test_incremental_training_freezes_encoder_decoder_and_old_banks(tmp_path: Pa
     assert [p.shape for p in optimised] == [p.shape for p in task.net.banks[2].parameters()]
     trainer.save_checkpoint(tmp_path / "incremental.ckpt")
     net, saved = load_net(tmp_path / "incremental.ckpt")
-    assert net.num_styles == 3 and saved["styles"] == [*STYLES, "astronaut"]
+    assert net.num_styles == 3 and saved.styles == [*STYLES, "astronaut"]
     assert _same(after, net.state_dict(), "banks.2.")
     with pytest.raises(DataError, match="init_ckpt"):
         _task(_net(0), incremental=True)
@@ -274,39 +275,32 @@ def test_bad_training_options_are_config_errors() -> None:
         _task(_net(3))
 
 
-# --- command line ----------------------------------------------------------------------------------------------------
+# --- the commands ---------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A joint run (3 banks) and an incremental run adding one bank, through src/train.py."""
+    """A joint run (3 banks) and an incremental run adding one bank, as src/train.py runs them."""
     joint, incremental = tmp_path_factory.mktemp("stylebank"), tmp_path_factory.mktemp("stylebank_incremental")
-    result = run_cli("train.py", "task=stylebank", "debug=fast", "task.style_size=64", f"hydra.run.dir={joint}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli(
-        "train.py",
-        "task=stylebank_incremental",
-        "debug=fast",
-        "task.style_size=64",
-        f"init_ckpt={joint / 'checkpoints' / 'last.ckpt'}",
-        f"hydra.run.dir={incremental}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_run(joint, "task=stylebank", "debug=fast", "task.style_size=64")
+    init_ckpt = joint / "checkpoints" / "last.ckpt"
+    train_run(incremental, "task=stylebank_incremental", "debug=fast", "task.style_size=64", f"init_ckpt={init_ckpt}")
     return joint, incremental
 
 
-def test_training_cli_writes_checkpoints_and_samples(trained_runs: tuple[Path, Path]) -> None:
+def test_training_writes_checkpoints_and_samples(trained_runs: tuple[Path, Path]) -> None:
     joint, incremental = trained_runs
     assert (joint / "samples" / "reconstructed_latest.png").is_file()
-    net, checkpoint = load_net(joint / "checkpoints" / "last.ckpt")
-    assert net.num_styles == 3 and checkpoint["global_step"] == 4
-    new_net, _ = load_net(incremental / "checkpoints" / "last.ckpt")
-    assert new_net.num_styles == 4
+    net, metadata = load_net(joint / "checkpoints" / "last.ckpt")
+    assert net.num_styles == 3 and metadata.styles == ["mosaic", "immunohistochemistry", "hubble_deep_field"]
+    assert read_checkpoint(joint / "checkpoints" / "last.ckpt")["global_step"] == 4
+    new_net, new_metadata = load_net(incremental / "checkpoints" / "last.ckpt")
+    assert new_net.num_styles == 4 and new_metadata.styles == [*metadata.styles, "colorwheel"]
     old, new = net.state_dict(), new_net.state_dict()
     assert all(torch.equal(value, new[key]) for key, value in old.items())  # E, D and banks 0..2 bit-identical
 
 
-def test_stylize_cli_fusion_modes(trained_runs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_stylize_fusion_modes(trained_runs: tuple[Path, Path], tmp_path: Path) -> None:
     _, incremental = trained_runs
     Image.fromarray((np.random.default_rng(0).random((36, 44, 3)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     _write_masks(tmp_path / "masks", 36, 44)
@@ -316,24 +310,16 @@ def test_stylize_cli_fusion_modes(trained_runs: tuple[Path, Path], tmp_path: Pat
         "masks": ["styles=[1,3]", f"masks={tmp_path / 'masks'}"],
         "kmeans": ["styles=[0,1,2]", "regions=kmeans", "k=3"],
     }
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning", "HYDRA_FULL_ERROR": "0"}
     ckpt = incremental / "checkpoints" / "last.ckpt"
-    command = [sys.executable, "src/stylize.py", f"ckpt={ckpt}", f"input={tmp_path}/in.png", "device=cpu"]
-    processes = {  # in parallel: each run is mostly start-up
-        mode: subprocess.Popen(
-            [*command, f"output={tmp_path}/{mode}.png", f"hydra.run.dir={tmp_path}/{mode}", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for mode, args in modes.items()
-    }
     outputs = {}
-    for mode, process in processes.items():
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, (mode, stderr[-2000:])
-        outputs[mode] = np.asarray(Image.open(tmp_path / f"{mode}.png"))
+    for mode, options in modes.items():
+        overrides = (f"ckpt={ckpt}", f"input={tmp_path}/in.png", f"output={tmp_path}/{mode}.png", "device=cpu")
+        assert run_entry_point("stylize.py", compose_config("stylize", *overrides, *options)) == 0, mode
+        outputs[mode] = np.asarray(Image.open(tmp_path / f"{mode}.png")).astype(int)
         assert outputs[mode].shape == (36, 44, 3)
-    assert not np.array_equal(outputs["single"], outputs["linear"])
+    net, _ = load_net(ckpt)
+    with torch.no_grad():
+        bank3 = net(load_image(tmp_path / "in.png")[None], style_index=3)[0]
+    assert np.abs(outputs["single"] - quantize(bank3).mul(255).permute(1, 2, 0).numpy()).max() <= 1
+    for first, second in itertools.combinations(modes, 2):
+        assert not np.array_equal(outputs[first], outputs[second]), (first, second)

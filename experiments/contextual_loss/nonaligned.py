@@ -2,7 +2,7 @@
 
 Trains ``experiment=pixel_nonaligned_sr`` and ``experiment=cx_nonaligned_sr`` through ``src/train.py`` (the user's
 code path, one subprocess each) with the same seed, steps and data: x4 SR pairs from the built-in photographs whose
-HR target is displaced by a random offset of up to ``data.pairs.max_shift`` (8) HR pixels from the region the LR
+HR target is displaced by a random offset of up to ``data.make_sample.max_shift`` (8) HR pixels from the region the LR
 input was made from; a control run trains the pixel loss on aligned pairs of the same size, cut from the photos
 resized alike. Then scores the nets, and bicubic, on held-out images with ALIGNED targets (LR made from the
 HR image by the training degradation, blur sigma then MATLAB bicubic): the built-in validation photographs at full
@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from perceptual.data.sample import VAL_PHOTOS, builtin_image
-from perceptual.data.sr import SRDegradation, benchmark_pairs
+from perceptual.data.sr import SRDegradation, benchmark_files
 from perceptual.imaging.color import quantize, rgb_to_y
 from perceptual.imaging.io import load_image, to_uint8
 from perceptual.imaging.resize import imresize
@@ -49,6 +49,8 @@ HERE = Path(__file__).resolve().parent
 # aligned_control): it separates the blur that misalignment causes from the blur of a short training.
 RUNS = {"pixel_aligned": "pixel_nonaligned_sr", "pixel": "pixel_nonaligned_sr", "CX": "cx_nonaligned_sr"}
 CONTROL = "pixel_aligned"
+# HED's weights are a VGG-16: the CX run takes the VGG-16 variant of its loss (conf/loss/contextual_sr_vgg16.yaml)
+VGG16_LOSS = {"CX": "loss=contextual_sr_vgg16"}
 METHODS = ("bicubic", *RUNS)
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64).view(1, 1, 3, 3)
 FIGURE_CROP = 128
@@ -81,9 +83,9 @@ def aligned_control(overrides: list[str]) -> list[str]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         data = compose("train", overrides=[f"experiment={RUNS[CONTROL]}", *overrides]).data
-    target = data.image_size - 2 * data.pairs.max_shift
+    target = data.image_size - 2 * data.make_sample.max_shift
     resize_to = data.image_size * data.resize_to / target  # SampleDataModule resizes photos to image_size * resize_to
-    return ["data.pairs.max_shift=0", f"data.image_size={target}", f"data.resize_to={resize_to}"]
+    return ["data.make_sample.max_shift=0", f"data.image_size={target}", f"data.resize_to={resize_to}"]
 
 
 def held_out_sets(benchmark_dir: Path, scale: int) -> dict[str, list[tuple[str, Tensor]]]:
@@ -91,7 +93,7 @@ def held_out_sets(benchmark_dir: Path, scale: int) -> dict[str, list[tuple[str, 
     sets = {"built-in val": [(name, builtin_image(name)) for name in VAL_PHOTOS]}
     set5 = benchmark_dir / "Set5" / f"x{scale}"
     if set5.is_dir():
-        sets["Set5"] = [(name, load_image(hr)) for name, hr, _ in benchmark_pairs(set5, scale)]
+        sets["Set5"] = [(name, load_image(hr)) for name, hr, _ in benchmark_files(set5, scale)]
     return sets
 
 
@@ -118,8 +120,8 @@ def run_settings(runs: Path, configs: dict[str, DictConfig]) -> str:
     data = pixel.data
     lines = [
         f"x{pixel.scale}, {pixel.trainer.max_steps} steps, batch {data.batch_size}, HR crop {data.image_size} "
-        f"(target {data.image_size - 2 * data.pairs.max_shift}), max_shift {data.pairs.max_shift}, "
-        f"blur sigma {data.pairs.blur_sigma}, seed {pixel.seed}, net width {pixel.model.width}, "
+        f"(target {data.image_size - 2 * data.make_sample.max_shift}), max_shift {data.make_sample.max_shift}, "
+        f"blur sigma {data.make_sample.blur_sigma}, seed {pixel.seed}, net width {pixel.model.width}, "
         f"Adam lr {pixel.task.optimizer.lr}; CX loss network: {cx.loss_net.arch}, weights={cx.loss_net.weights}.",
         "",
         "| run | experiment | training pairs | wall time (s) |",
@@ -127,7 +129,7 @@ def run_settings(runs: Path, configs: dict[str, DictConfig]) -> str:
     ]
     for label, experiment in RUNS.items():
         wall = runs / label / "wall_time_s.txt"
-        shift = configs[label].data.pairs.max_shift
+        shift = configs[label].data.make_sample.max_shift
         pairs = f"targets shifted by up to {shift} px" if shift else "aligned"
         lines.append(f"| {label} | {experiment} | {pairs} | {wall.read_text().strip() if wall.exists() else '?'} |")
     return "\n".join(lines)
@@ -188,7 +190,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=400, help="training steps of each run")
     parser.add_argument("--val-interval", type=int, default=100, help="steps between validations (TensorBoard)")
-    parser.add_argument("--weights", default="random", help="loss_net.weights: random | imagenet | <path.pth>")
+    parser.add_argument(
+        "--weights", default="random", help="loss_net.weights: random | imagenet | hed (CX on VGG-16) | <path.pth>"
+    )
+    parser.add_argument("--name", default="nonaligned", help="stem of the results table and figure written here")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", type=Path, default=REPO / "outputs" / "contextual_loss_nonaligned")
     parser.add_argument("--benchmark-dir", type=Path, default=REPO.parent / "shared" / "data" / "sr")
@@ -206,14 +211,16 @@ def main() -> None:
     if not args.evaluate_only:
         for label, experiment in RUNS.items():
             extra = aligned_control(args.overrides) if label == CONTROL else []
+            if args.weights == "hed" and label in VGG16_LOSS:
+                extra.append(VGG16_LOSS[label])
             train_run(experiment, extra, args.runs / label, args)
     configs = {label: OmegaConf.load(args.runs / label / ".hydra" / "config.yaml") for label in RUNS}
-    scale, blur_sigma = int(configs["pixel"].scale), float(configs["pixel"].data.pairs.blur_sigma)
+    scale, blur_sigma = int(configs["pixel"].scale), float(configs["pixel"].data.make_sample.blur_sigma)
     with torch.inference_mode():
         outputs = upscale_all(args.runs, held_out_sets(args.benchmark_dir, scale), scale, blur_sigma)
     report = run_settings(args.runs, configs) + "\n\n" + results_table(outputs, scale) + "\n"
-    (HERE / "nonaligned_results.md").write_text(report)
-    figure(outputs, HERE / "nonaligned.png")
+    (HERE / f"{args.name}_results.md").write_text(report)
+    figure(outputs, HERE / f"{args.name}.png")
     print(report)
 
 

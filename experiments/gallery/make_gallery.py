@@ -6,7 +6,10 @@ Writes compact JPEGs into experiments/gallery/:
 - ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (256 px shorter side);
 - ``feedforward_vs_optimisation.jpg``: chicago, the zoo net's one pass, and L-BFGS on the same criterion;
 - ``super_resolution.jpg``: crops of Set5/Set14 x4: bicubic | zoo:sr_x4_pixel | zoo:sr_x4_perceptual | HR
-  (made only when both SR entries are in the zoo).
+  (made only when both SR entries are in the zoo);
+- ``stylebank.jpg``: zoo:stylebank on the held-out photos, one column per bank (the last one learnt incrementally,
+  encoder and decoder frozen), then a linear fusion of two banks and a region-wise (k-means) fusion of two banks
+  (made only when the entry is in the zoo).
 Needs the style zoo entries, ../shared/data and the HED weights (for the optimisation baseline).
 """
 
@@ -20,10 +23,11 @@ from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.gatys import optimize_image
+from perceptual.fusion import with_fusion
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Runner, load_net
+from perceptual.pixel_optimization import optimize_image
 from perceptual.training import build_criterion, flush_denormals
 from perceptual.zoo import entry_names
 
@@ -35,6 +39,12 @@ STYLE_NETS = ("starry_night", "candy")
 SR_NETS = ("sr_x4_pixel", "sr_x4_perceptual")
 # (benchmark image, top, left, side) of the SR crops, in HR pixels
 SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
+STYLEBANK_NET = "stylebank"
+# (label, stylize options) of the fusion columns: banks 0 and 1 half and half, and one bank per colour region
+STYLEBANK_FUSIONS = (
+    ("linear 0.5/0.5 of banks 0, 1", {"styles": [0, 1], "weights": [0.5, 0.5]}),
+    ("regions (k-means) banks 0, 1", {"styles": [0, 1], "regions": "kmeans"}),
+)
 LABEL_HEIGHT = 18
 
 
@@ -114,6 +124,22 @@ def super_resolution(zoom: int = 2) -> None:
     )
 
 
+def stylebank() -> None:
+    net, metadata = load_net(f"zoo:{STYLEBANK_NET}")
+    runner = Runner(net, device="cpu")
+    banks = [with_fusion(runner, net, {"style": index}) for index in range(net.num_styles)]
+    fusions = [with_fusion(runner, net, options) for _, options in STYLEBANK_FUSIONS]
+    rows = []
+    for name in PHOTOS:
+        image = photo(name)[None]
+        rows.append([to_pil(image[0])] + [to_pil(apply(image)[0]) for apply in (*banks, *fusions)])
+    styles = [to_pil(TF.resize(load_image(style), 128, antialias=True)) for style in metadata.styles]
+    blank = Image.new("RGB", (8, 128), "white")
+    labels = ["photo", *[f"bank {i}: {Path(s).stem}" for i, s in enumerate(metadata.styles)]]
+    labels += [label for label, _ in STYLEBANK_FUSIONS]
+    grid([[blank, *styles, blank, blank]] + rows, labels).save(HERE / "stylebank.jpg", quality=85)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--optimisation-steps", type=int, default=100)
@@ -125,6 +151,10 @@ def main() -> None:
         super_resolution()
     else:
         print(f"super_resolution.jpg not made: the zoo lacks {', '.join(sorted(set(SR_NETS) - set(entry_names())))}")
+    if STYLEBANK_NET in entry_names():
+        stylebank()
+    else:
+        print(f"stylebank.jpg not made: the zoo lacks {STYLEBANK_NET}")
     with torch.enable_grad():
         feedforward_vs_optimisation(args.optimisation_steps)
     for path in sorted(HERE.glob("*.jpg")):

@@ -3,7 +3,7 @@
     .venv/bin/python experiments/gatys_comparison/lbfgs_convergence.py [--steps 60] [--size 128] \
         [--activation-scale 57.6]
 
-The criterion is composed from ``conf/optimize.yaml`` exactly as ``src/optimize.py`` composes it
+The criterion is composed from ``conf/optimize_image.yaml`` exactly as ``src/optimize_image.py`` composes it
 (``loss=style``, ``loss_net.weights=hed``: HED's pretrained VGG-16), content and style resized to
 ``--size``, start from the content photo. Prints the objective every ``--every`` iterations, its
 reduction, the largest objective/initial ratio over the iterates and the wall time; writes the image
@@ -28,10 +28,10 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 from perceptual.data.sample import resolve_image
-from perceptual.gatys import initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
 from perceptual.lossnet import LossNetwork
+from perceptual.pixel_optimization import initial_image, optimize_image
 from perceptual.training import build_criterion
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def main() -> None:
         f"device={args.device}",
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("optimize", overrides=overrides)
+        cfg = compose("optimize_image", overrides=overrides)
     device = resolve_device(cfg.device)
     content = resolve_image(cfg.content, "content", cfg.image_size).to(device)[None]
     criterion = build_criterion(cfg.loss, cfg.loss_net).to(device)

@@ -23,10 +23,10 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.transforms.v2 import functional as TF
 
+from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import VAL_PHOTOS, builtin_image, resolve_image
-from perceptual.gatys import initial_image, optimize_image
 from perceptual.imaging.io import load_image
-from perceptual.inference import load_net
+from perceptual.pixel_optimization import initial_image, optimize_image
 from perceptual.training import build_criterion
 
 HERE = Path(__file__).parent
@@ -48,7 +48,8 @@ def main() -> None:
     cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
     criterion = build_criterion(cfg.loss, cfg.loss_net)
     criterion.set_styles([resolve_image(cfg.style, "style", cfg.task.get("style_size"))])
-    net, checkpoint = load_net(args.run / "checkpoints" / "last.ckpt")
+    checkpoint = read_checkpoint(args.run / "checkpoints" / "last.ckpt")
+    net = build_net(checkpoint)
     images = (
         {Path(p).stem: load_image(p) for p in args.images}
         if args.images

@@ -30,9 +30,10 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import default_collate
 
+from perceptual.data.batch import IMAGE_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.tasks.base import TransformTask
@@ -60,7 +61,6 @@ def build(cfg: DictConfig) -> tuple[TransformTask, pl.LightningDataModule]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     task = instantiate(cfg.task, net=instantiate(cfg.model), criterion=build_criterion(cfg.loss, cfg.loss_net))
-    task.net_config = OmegaConf.to_container(cfg.model, resolve=True)
     return task, datamodule
 
 
@@ -116,7 +116,7 @@ def style_loss_meter(args: argparse.Namespace, style: str, bank: int) -> Any:
     criterion.set_styles([resolve_image(style, "style", args.style_size)])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    images = default_collate([datamodule.val_set[i] for i in range(len(datamodule.val_set))])["image"]
+    images = default_collate([datamodule.val_set[i] for i in range(len(datamodule.val_set))])[IMAGE_KEY]
 
     @torch.no_grad()
     def evaluate(net: torch.nn.Module) -> float:

@@ -16,23 +16,25 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torchvision.utils import make_grid
 
 from perceptual.imaging.io import save_image
+from perceptual.tasks.base import TransformTask
 
 
 class ValidationImages(pl.Callback):
     """Log the task's validation images as TensorBoard grids and save them as PNGs.
 
-    Each entry of ``pl_module.validation_images`` (e.g. content, stylised) becomes one row.
+    Each entry of the task's :meth:`~perceptual.tasks.base.TransformTask.validation_images` (e.g. content,
+    stylised) becomes one row.
     """
 
     def __init__(self, dirpath: str, max_images: int = 4) -> None:
         self.dirpath = Path(dirpath)
         self.max_images = max_images
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        images = getattr(pl_module, "validation_images", {})
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: TransformTask) -> None:
+        images = pl_module.validation_images()
         if trainer.sanity_checking or not images or not trainer.is_global_zero:
             return
-        rows = [batch[: self.max_images].detach().float().cpu().clamp(0, 1) for batch in images.values()]
+        rows = [batch[: self.max_images].cpu() for batch in images.values()]
         size = max(r.shape[-2] for r in rows), max(r.shape[-1] for r in rows)
         rows = [torch.nn.functional.interpolate(r, size=size, mode="nearest") for r in rows]
         grid = make_grid(torch.cat(rows), nrow=rows[0].shape[0], padding=2)

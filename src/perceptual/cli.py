@@ -1,4 +1,5 @@
-"""Command-line entry points: Hydra's main and user errors as one line, no traceback, non-zero exit."""
+"""What the command-line entry points share: one-line errors (no traceback, non-zero exit) and the warning filters
+that suit a command (the library itself never changes global state such as warning filters)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -21,6 +23,19 @@ from perceptual.errors import PerceptualError
 log = logging.getLogger("perceptual")
 
 EXIT_USER_ERROR = 2
+# Lightning warnings that do not apply to this project's training, as (message regex, category):
+# - manual-optimisation checkpoints hold the weights after the optimiser step (StyleBank; so do automatic ones);
+# - modules in eval mode at the start of training (incremental StyleBank keeps its frozen modules so on purpose).
+IRRELEVANT_TRAINING_WARNINGS = (
+    ("Using ModelCheckpoint with manual optimization", UserWarning),
+    (r"Found \d+ module\(s\) in eval mode", UserWarning),
+)
+
+
+def ignore_irrelevant_training_warnings() -> None:
+    """Keep :data:`IRRELEVANT_TRAINING_WARNINGS` out of a training command's output."""
+    for message, category in IRRELEVANT_TRAINING_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def _user_error(error: BaseException) -> PerceptualError | None:
@@ -53,7 +68,7 @@ def report_errors() -> Iterator[None]:
         _fail(message)
 
 
-def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
     """``hydra.main`` over ``conf/<config_name>.yaml`` (entry points live in ``src/``) whose own errors, found while
     composing the config (an unknown key, a missing option, bad override syntax), are one ``error:`` line and exit
     code 2 like :func:`report_errors`, instead of Hydra's several lines. ``HYDRA_FULL_ERROR=1`` keeps Hydra's report.
@@ -63,7 +78,9 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
         hydra_task = hydra.main(version_base="1.3", config_path="../conf", config_name=config_name)(task)
 
         @functools.wraps(task)
-        def run() -> Any:
+        def run(cfg: DictConfig | None = None) -> Any:
+            if cfg is not None:  # a composed config (tests): Hydra passes it straight to the task
+                return hydra_task(cfg)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 return hydra_task()
             os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them

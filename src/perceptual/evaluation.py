@@ -15,12 +15,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from skimage.exposure import match_histograms
 from torch import Tensor
 
+from perceptual.choices import check_choice
+from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.color import quantize
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 
 Upscaler = Callable[[Tensor], Tensor]  # LR [1, 3, h, w] -> SR [1, 3, scale * h, scale * w], float in [0, 1]
 
-BENCHMARKS = {"set5": "Set5", "set14": "Set14"}
+Benchmark = Literal["set5", "set14"]
+BENCHMARK_FOLDERS: dict[Benchmark, str] = {"set5": "Set5", "set14": "Set14"}
 BICUBIC, MODEL = "bicubic", "model"
 METRICS = ("psnr", "ssim", "sharpness")  # Score fields, in table and CSV order
 METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sharpness": "sharpness"}
@@ -44,14 +48,13 @@ METRIC_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "sharpness": "{:.3f}"}
 def benchmark_folder(benchmark: str, benchmark_dir: str | Path, scale: int) -> Path:
     """``<benchmark_dir>/<Set>/x<scale>``; a scale without its own folder (x8) takes the HR images of the folder of
     its largest factor (x4), which :class:`SRBenchmark` modcrops and downscales itself."""
-    if benchmark.lower() not in BENCHMARKS:
-        raise ConfigError(f"benchmark={benchmark} is not supported; use one of: {', '.join(BENCHMARKS)}")
-    root = Path(benchmark_dir).expanduser() / BENCHMARKS[benchmark.lower()]
+    folder = BENCHMARK_FOLDERS[check_choice("benchmark", benchmark.lower(), Benchmark)]
+    root = Path(benchmark_dir).expanduser() / folder
     factors = [s for s in range(scale, 1, -1) if scale % s == 0 and (root / f"x{s}").is_dir()]
     if not factors:
         raise DataError(
             f"benchmark={benchmark}: no {root}/x{scale} folder; set paths.benchmark_dir=<folder holding "
-            f"{BENCHMARKS[benchmark.lower()]}/x{scale}> (in this repository's dev setup: ../shared/data/sr)"
+            f"{folder}/x{scale}> (in this repository's dev setup: ../shared/data/sr)"
         )
     return root / f"x{factors[0]}"
 
@@ -74,9 +77,9 @@ def load_upscaler(
     compile: bool = False,
 ) -> Runner:
     """The checkpoint's SR net as a :class:`Runner`; refuses other tasks and other scales (the metrics would lie)."""
-    net, checkpoint = load_net(ckpt)
-    if checkpoint.get("task") != "sr":
-        raise ConfigError(f"ckpt={ckpt} is a {checkpoint.get('task')} checkpoint; pass one trained with task=sr")
+    net, metadata = load_net(ckpt)
+    if metadata.task != "sr":
+        raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
         raise ConfigError(f"ckpt={ckpt} upscales x{net.scale} but scale={scale}; pass scale={net.scale}")
     return Runner(net, device, precision, channels_last, compile)
@@ -160,7 +163,7 @@ def _score_pair(
     """Upscale pair ``index`` with each method, write the PNGs and score them; :class:`DataError` when its files
     cannot be read or the outputs cannot be written."""
     sample = dataset.load(index)
-    lr, hr, name = sample["lr"], sample["hr"], sample["name"]
+    lr, hr, name = sample[LR_KEY], sample[HR_KEY], sample[NAME_KEY]
     outputs = {BICUBIC: imresize(lr, size=tuple(hr.shape[-2:]), uint8=True)}
     if upscale is not None:
         sr = upscale(lr[None])[0].cpu()
@@ -186,7 +189,7 @@ def evaluate(
         raise ConfigError("histogram_match=true post-processes the model's output; pass ckpt=<SR checkpoint> too")
     output_dir = Path(output_dir)
     results, report = Results(), BatchReport()
-    for index, (_, hr_path, _) in enumerate(dataset.pairs):
+    for index, (_, hr_path, _) in enumerate(dataset.files):
         try:
             results.scores += _score_pair(dataset, index, output_dir, upscale, histogram_match, report)
         except DataError as error:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,9 +38,9 @@ from perceptual.errors import ConfigError, ExportError
 from perceptual.nets.blocks import ReflectionPad, check_choice, crop, pad_to_multiple
 from perceptual.nets.stylebank import StyleBankNet
 
-FORMATS = ("onnx", "torchscript")
+Format = Literal["onnx", "torchscript"]
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-STYLEBANK_INPUTS = ("index", "weights")
+StyleBankInput = Literal["index", "weights"]
 EXPORT_EXTRA = "pip install perceptual[export]"
 METADATA_KEY = "perceptual.json"
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir")  # log every optimisation pass at INFO
@@ -93,7 +93,7 @@ class Graph:
         return image, torch.rand(batch, self.num_styles, generator=generator).softmax(dim=1)
 
 
-def graph_for(net: nn.Module, stylebank: str | None = None) -> Graph:
+def graph_for(net: nn.Module, stylebank: StyleBankInput | None = None) -> Graph:
     """The exportable form of ``net``; StyleBank nets need ``stylebank=index|weights`` (their second input)."""
     if isinstance(net, StyleBankNet):
         if stylebank is None:
@@ -101,7 +101,7 @@ def graph_for(net: nn.Module, stylebank: str | None = None) -> Graph:
                 f"this StyleBank checkpoint has {net.num_styles} style banks: pass stylebank=index (a bank per image "
                 "as a second input) or stylebank=weights (fusion weights [N, styles])"
             )
-        check_choice("stylebank", stylebank, STYLEBANK_INPUTS)
+        check_choice("stylebank", stylebank, StyleBankInput)
         net.eval()
         if stylebank == "index":
             return Graph(StyleBankGraph(net, by_index=True).eval(), ("image", "style"), net, net.num_styles)
@@ -273,16 +273,16 @@ class ExportResult:
 
 def export_net(
     net: nn.Module,
-    fmt: str,
+    fmt: Format,
     output: str | Path,
-    stylebank: str | None = None,
+    stylebank: StyleBankInput | None = None,
     metadata: Mapping[str, Any] | None = None,
     verify: bool = True,
 ) -> ExportResult:
     """Write ``net`` as ``fmt`` (onnx | torchscript) to ``output``; with ``verify``, run the file on odd-sized images
     (a size and batch other than the ones traced), measure its largest difference from the PyTorch net, and delete
     the file and raise :class:`ExportError` when that exceeds 2/255."""
-    check_choice("format", fmt, FORMATS)
+    check_choice("format", fmt, Format)
     if fmt == "onnx":
         _require("onnx", "onnxscript", *(("onnxruntime",) if verify else ()))
     graph = graph_for(net, stylebank)

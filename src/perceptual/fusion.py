@@ -27,22 +27,23 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 from perceptual.imaging.io import list_images, load_image
-from perceptual.nets.blocks import check_choice, pad_to_multiple
+from perceptual.nets.blocks import pad_to_multiple
 from perceptual.nets.stylebank import StyleBankNet
 
 log = logging.getLogger(__name__)
 
 FUSION_OPTIONS = ("style", "styles", "weights", "masks", "regions", "k")  # the stylize CLI keys
-REGIONS = ("kmeans",)
+Regions = Literal["kmeans"]
 WEIGHT_SUM_TOLERANCE = 1e-6
 KMEANS_MAX_PIXELS = 20_000  # k-means is fitted on a random subset of pixels, then labels every pixel
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -107,7 +108,7 @@ class StyleBankFusion:
         styles: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
         masks: str | Path | None = None,
-        regions: str | None = None,
+        regions: Regions | None = None,
         k: int | None = None,
     ) -> None:
         self.num_styles = net.num_styles
@@ -131,7 +132,7 @@ class StyleBankFusion:
         self.masks: list[Tensor] | None = None
         self.linear: Tensor | None = None
         if regions is not None:
-            check_choice("regions", regions, REGIONS)
+            check_choice("regions", regions, Regions)
             if k is not None and k != len(self.styles):
                 raise ConfigError(f"k={k} regions for {len(self.styles)} styles; give one style per region")
         elif k is not None:

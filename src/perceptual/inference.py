@@ -14,47 +14,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from perceptual.errors import ConfigError, DataError
+from perceptual.checkpoints import CheckpointMetadata, build_net, checkpoint_metadata, read_checkpoint
+from perceptual.choices import check_choice
+from perceptual.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS = ("fp32", "bf16", "fp16")
-NET_PREFIX = "net."
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint, or a zoo entry given as ``zoo:<name>`` (see :mod:`perceptual.zoo`)."""
-    from perceptual.zoo import resolve  # late: the zoo module builds on this one
-
-    path = resolve(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # corrupt or foreign file: report, do not dump a traceback
-        raise DataError(
-            f"cannot read checkpoint {path} ({type(error).__name__}); pass a .ckpt written by train.py"
-        ) from None
-    if not isinstance(checkpoint, dict) or not checkpoint.get("net_config") or "state_dict" not in checkpoint:
-        raise DataError(f"{path} is not a perceptual checkpoint (no net_config); pass a .ckpt written by train.py")
-    return checkpoint
-
-
-def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained net in eval mode, and the checkpoint (for task-specific metadata)."""
-    checkpoint = load_checkpoint(path)
-    net = instantiate(checkpoint["net_config"])
-    state = {  # zoo entries store floating weights as fp16
-        k.removeprefix(NET_PREFIX): v.float() if v.is_floating_point() else v
-        for k, v in checkpoint["state_dict"].items()
-        if k.startswith(NET_PREFIX)
-    }
-    net.load_state_dict(state)
-    return net.eval(), checkpoint
+def load_net(path: str | Path) -> tuple[nn.Module, CheckpointMetadata]:
+    """The trained net of a checkpoint or ``zoo:<name>`` in eval mode, and the checkpoint's metadata (task, styles)."""
+    checkpoint = read_checkpoint(path)
+    return build_net(checkpoint), checkpoint_metadata(checkpoint)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -81,8 +55,7 @@ def resolve_device(device: str) -> torch.device:
 
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse, in one line, a precision that ``device`` cannot run, naming one it can."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision} is not supported; use one of: {', '.join(PRECISIONS)}")
+    check_choice("precision", precision, Precision)
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("precision=fp16 needs a CUDA or MPS device; use precision=bf16 or fp32 on the CPU")
     if precision == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):

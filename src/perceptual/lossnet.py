@@ -7,6 +7,7 @@ after the deepest requested layer, applies the ImageNet normalisation itself (in
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -21,12 +22,14 @@ from torch import Tensor, nn
 from torchvision.models import vgg
 
 from perceptual import hed
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
 Arch = Literal["vgg16", "vgg19"]
-CONVS_PER_BLOCK: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+Pooling = Literal["max", "avg"]
+CONVS_PER_BLOCK: dict[Arch, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 _VGG_CFG = {"vgg16": "D", "vgg19": "E"}
 IMAGENET_MEAN = hed.IMAGENET_MEAN
 IMAGENET_STD = hed.IMAGENET_STD
@@ -41,8 +44,7 @@ _REACHABILITY_TIMEOUT_S = 5.0
 
 def vgg_layer_names(arch: Arch) -> list[str]:
     """Names of ``torchvision.models.<arch>().features`` modules, in order."""
-    if arch not in CONVS_PER_BLOCK:
-        raise ConfigError(f"loss_net.arch={arch!r} is not supported; use one of: {', '.join(CONVS_PER_BLOCK)}")
+    check_choice("loss_net.arch", arch, Arch)
     names = []
     for block, convs in enumerate(CONVS_PER_BLOCK[arch], start=1):
         for i in range(1, convs + 1):
@@ -143,10 +145,11 @@ class LossNetwork(nn.Module):
         arch: Arch = "vgg16",
         weights: str | Mapping[str, Tensor] = "auto",
         seed: int = 0,
-        pooling: Literal["max", "avg"] = "max",
+        pooling: Pooling = "max",
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
+        check_choice("loss_net.pooling", pooling, Pooling)
         self.arch = arch
         self.names = vgg_layer_names(arch)
         self.layers = sorted(set(layers), key=self._index)
@@ -184,6 +187,19 @@ class LossNetwork(nn.Module):
     @property
     def is_pretrained(self) -> bool:
         return self.weights_source != "random"
+
+    @functools.cached_property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights' source where known, for checkpoints to record: HED's weights file (checked against
+        it on conversion), the 8 leading hex digits torchvision names its ImageNet files by, a local file's own
+        (hashed on first use); ``None`` for random weights and in-memory state dicts."""
+        if self.weights_source == "hed":
+            return hed.HED_H5_SHA256
+        if self.weights_source == "imagenet":
+            return _cached_weights_file(self.arch).stem.rsplit("-", 1)[-1]
+        if self.weights_source in ("random", "state_dict"):
+            return None
+        return hed.sha256_of(Path(self.weights_source))
 
     def _index(self, layer: str) -> int:
         try:

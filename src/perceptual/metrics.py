@@ -39,18 +39,14 @@ def crop_border(image: Tensor, n: int) -> Tensor:
     return image[..., n : height - n, n : width - n] if n else image
 
 
-def _prepare(sr: Tensor, hr: Tensor, crop: int, y_channel: bool) -> tuple[Tensor, Tensor]:
-    """RGB in [0, 1] -> cropped float64 planes on the 0..255 scale (Y only, or all three channels)."""
+def _prepare(sr: Tensor, hr: Tensor, crop: int) -> tuple[Tensor, Tensor]:
+    """RGB in [0, 1] -> cropped float64 Y planes on the 0..255 scale."""
     if sr.shape != hr.shape:
         raise ValueError(f"sr and hr must have the same shape, got {tuple(sr.shape)} and {tuple(hr.shape)}")
     if sr.dim() != 4:
         raise ValueError(f"expected [B, C, H, W] images, got shape {tuple(sr.shape)}")
     # float64: E[x^2] - E[x]^2 in SSIM cancels badly in float32 at 0..255 magnitudes.
-    sr, hr = sr.double(), hr.double()
-    if y_channel:
-        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
-    else:
-        sr, hr = sr * DATA_RANGE, hr * DATA_RANGE
+    sr, hr = rgb_to_y(sr.double()), rgb_to_y(hr.double())
     return crop_border(sr, crop), crop_border(hr, crop)
 
 
@@ -89,14 +85,15 @@ def ssim(a: Tensor, b: Tensor, data_range: float = DATA_RANGE) -> Tensor:
     return ssim_map.flatten(1).mean(dim=1)
 
 
-def psnr_y(sr: Tensor, hr: Tensor, crop: int, y_channel: bool = True) -> Tensor:
-    """Per-image PSNR (dB, float64 [B]) of RGB [B, 3, H, W] images in [0, 1] under the SR protocol."""
-    return psnr(*_prepare(sr, hr, crop, y_channel))
+def psnr_y(sr: Tensor, hr: Tensor, crop: int) -> Tensor:
+    """Per-image PSNR (dB, float64 [B]) on Y of RGB [B, 3, H, W] images in [0, 1] under the SR protocol."""
+    return psnr(*_prepare(sr, hr, crop))
 
 
-def ssim_y(sr: Tensor, hr: Tensor, crop: int, y_channel: bool = True) -> Tensor:
-    """Per-image SSIM (float64 [B]) of RGB [B, 3, H, W] images in [0, 1] under the SR protocol."""
-    return ssim(*_prepare(sr, hr, crop, y_channel))
+def ssim_y(sr: Tensor, hr: Tensor, crop: int) -> Tensor:
+    """Per-image SSIM (float64 [B]) on Y of RGB [B, 3, H, W] images in [0, 1] under the SR protocol (for RGB
+    channels, :func:`ssim` of the images scaled to 0..255)."""
+    return ssim(*_prepare(sr, hr, crop))
 
 
 def mean_gradient(planes: Tensor) -> Tensor:
@@ -112,7 +109,7 @@ def sharpness_y(sr: Tensor, hr: Tensor, crop: int) -> Tensor:
     1 = as much fine detail as the ground truth, < 1 blurrier: the figure that shows what PSNR hides, that a
     perceptual-loss net restores sharper detail than a pixel-loss net of higher PSNR (Johnson et al. 2016).
     """
-    sr_y, hr_y = _prepare(sr, hr, crop, y_channel=True)
+    sr_y, hr_y = _prepare(sr, hr, crop)
     return mean_gradient(sr_y) / mean_gradient(hr_y).clamp_min(1e-12)
 
 
@@ -123,10 +120,9 @@ class _PerImageMean(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, crop_border: int, y_channel: bool = True, **kwargs: Any) -> None:
+    def __init__(self, crop_border: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.crop_border = int(crop_border)
-        self.y_channel = y_channel
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -146,11 +142,11 @@ class SRPSNR(_PerImageMean):
     """Mean per-image PSNR (dB) on Y with ``crop_border`` pixels removed per side; inputs RGB [B, 3, H, W] in [0, 1]."""
 
     def score(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return psnr_y(sr, hr, self.crop_border, self.y_channel)
+        return psnr_y(sr, hr, self.crop_border)
 
 
 class SRSSIM(_PerImageMean):
     """Mean per-image SSIM on Y with ``crop_border`` pixels removed per side; inputs RGB [B, 3, H, W] in [0, 1]."""
 
     def score(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return ssim_y(sr, hr, self.crop_border, self.y_channel)
+        return ssim_y(sr, hr, self.crop_border)

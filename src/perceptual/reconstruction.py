@@ -15,11 +15,12 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
 from perceptual.data.sample import resolve_image
-from perceptual.gatys import Optimizer, initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
-from perceptual.losses import IMAGE, FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.lossnet import LossNetwork
+from perceptual.pixel_optimization import Optimizer, initial_image, optimize_image
+from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,12 @@ class LayerReconstructions(pl.Callback):
         self.dirpath = Path(dirpath)
         self.steps = steps
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        criterion = getattr(pl_module, "criterion", None)
-        images = getattr(pl_module, "validation_images", {})
-        if not trainer.is_global_zero or criterion is None or criterion.loss_net is None or not images:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: TransformTask) -> None:
+        criterion, images = pl_module.criterion, pl_module.validation_images()
+        if not trainer.is_global_zero or criterion.loss_net is None or not images:
             return
-        image = next(iter(images.values()))[:1].float()
-        terms = criterion.terms.values()
-        feature_layers = sorted({layer for t in terms if t.reference == "target" for layer in t.layers} - {IMAGE})
-        style_sets = [t.layers for t in terms if isinstance(t, GramStyleLoss)]
+        image = next(iter(images.values()))[:1]
+        feature_layers, style_sets = criterion.network_layers("target"), criterion.gram_layer_sets()
         with torch.enable_grad():
             panels = reconstruct(image, criterion.loss_net, feature_layers, style_sets, self.steps)
         for logger in trainer.loggers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
-from torch.utils.tensorboard.summary import hparams
 
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.config_types import check_types
@@ -58,14 +58,23 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
-    """Record the flattened config; in TensorBoard also declare the metrics the HParams view
-    should tabulate, so a multirun directory compares jobs by their final losses and PSNR."""
+    """Record the flattened config (``hparams.yaml`` beside each logger's files)."""
     params = flat_hparams(cfg)
     for logger in loggers:
         logger.log_hyperparams(params)
+
+
+def log_hparams_summary(loggers: list[Logger], cfg: DictConfig, metrics: Mapping[str, float], step: int) -> None:
+    """TensorBoard's HParams view: the config beside the run's final values of :data:`HPARAM_METRICS`, so that a
+    multirun directory compares jobs by their final losses and PSNR. Lightning's public ``log_hyperparams(params,
+    metrics=)`` also logs the values as scalars: at ``step``, the last step's, they repeat the last logged ones."""
+    final = {name: metrics[name] for name in HPARAM_METRICS if name in metrics}
+    if not final:
+        return
+    params = flat_hparams(cfg)
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            for summary in hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0)):
-                logger.experiment._get_file_writer().add_summary(summary)
+            logger.log_hyperparams(params, metrics=final, step=step)
 
 
 def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_dir: Path) -> None:
@@ -75,6 +84,7 @@ def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_d
     if note is None:
         return
     if loss_net.weights_source == "random":
+        output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it for a command; a library call may not have
         (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")
     for logger in loggers:
         if hasattr(logger.experiment, "add_text"):
@@ -131,8 +141,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
     criterion = build_criterion(cfg.loss, cfg.loss_net)
-    task = instantiate(cfg.task, net=net, criterion=criterion)
-    task.net_config = OmegaConf.to_container(cfg.model, resolve=True)  # not via instantiate: it would build it
+    # The run config goes in as YAML text: instantiate would build the _target_ nodes of a dict.
+    task = instantiate(cfg.task, net=net, criterion=criterion, run_config=OmegaConf.to_yaml(cfg, resolve=True))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RandomState())  # not a config choice: resuming must not change the result
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -142,6 +152,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         describe_loss_network(criterion.loss_net, loggers, Path(cfg.paths.output_dir))
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    log_hparams_summary(loggers, cfg, metrics, step=max(trainer.global_step - 1, 0))  # Lightning's last logged step
     log.info("finished at step %d: %s", trainer.global_step, metrics)
     if task.skipped_images:
         log.warning("%d unreadable training image(s) were skipped; the warnings above name them", task.skipped_images)

@@ -1,10 +1,11 @@
 """The model zoo: trained nets shipped in the repository and addressable as ``ckpt=zoo:<name>``.
 
-An entry is one file ``<zoo>/<name>.pt``: a slim checkpoint that :func:`perceptual.inference.load_net` reads like a
-training checkpoint -- ``net_config``, ``state_dict`` (the net's ``net.``-prefixed weights only, floating tensors as
-float16 so that the repository stays small), ``task``, ``styles`` (StyleBank) -- plus ``zoo``, the metadata that says
+An entry is one file ``<zoo>/<name>.pt``: a slim checkpoint (:func:`perceptual.checkpoints.slim_checkpoint`: the
+checkpoint metadata and the net's weights only, floating tensors as float16 so that the repository stays small) that
+:func:`perceptual.inference.load_net` reads like a training checkpoint, plus :data:`ZOO_KEY`, the metadata that says
 how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists, strings,
-numbers and tensors only, so they load with ``torch.load(weights_only=True)``.
+numbers and tensors only, so they load with ``torch.load(weights_only=True)``. Entries written in an earlier
+checkpoint format load through the checkpoint migration.
 
 The zoo folder is the repository's ``zoo/`` (:data:`ZOO_DIR`); the environment variable ``PERCEPTUAL_ZOO`` points every
 command at another folder (read at call time, so tests and other checkouts can redirect it).
@@ -23,13 +24,14 @@ from typing import Any
 
 import torch
 
+from perceptual.checkpoints import checkpoint_metadata, migrate, net_weights, read_checkpoint, slim_checkpoint
 from perceptual.errors import ConfigError, DataError
-from perceptual.inference import NET_PREFIX, load_checkpoint
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo"
 ZOO_ENV = "PERCEPTUAL_ZOO"
 PREFIX = "zoo:"
 SUFFIX = ".pt"
+ZOO_KEY = "zoo"  # the entry's zoo metadata, beside the checkpoint's
 LIST_COMMAND = "python src/zoo.py"
 # Metadata every entry records as text; steps default to the checkpoint's global step, metrics to {}.
 TEXT_FIELDS = ("description", "trained_on", "loss_net_weights", "wall_time", "hardware", "command")
@@ -69,8 +71,8 @@ def resolve(spec: str | Path, zoo_dir: str | Path | None = None) -> Path:
 
 
 def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The entry for a training checkpoint: net weights as float16 (integer buffers unchanged), no optimiser state,
-    loss network or style image, and the metadata with the task and (by default) the step count filled in."""
+    """The entry for a checkpoint (of any format version): net weights as float16 (integer buffers unchanged), no
+    optimiser or trainer state, and the zoo metadata with the task and (by default) the step count filled in."""
     missing = [key for key in TEXT_FIELDS if metadata.get(key) in (None, "")]
     if missing:
         given = " ".join(f"{key}=..." for key in missing)
@@ -79,21 +81,19 @@ def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str
     steps = checkpoint.get("global_step") if steps is None else steps
     if not isinstance(steps, int):
         raise ConfigError(f"steps={steps} is not a step count; give steps=<number of training steps>")
-    state = {}
-    for key, value in checkpoint["state_dict"].items():
-        if not key.startswith(NET_PREFIX):
-            continue
+    checkpoint = migrate(checkpoint)
+    weights = {}
+    for name, value in net_weights(checkpoint).items():
         if value.is_floating_point():
             if value.numel() and value.abs().max() > torch.finfo(torch.float16).max:
-                raise DataError(f"weight {key} exceeds the float16 range; this net cannot be stored as a zoo entry")
+                raise DataError(f"weight {name} exceeds the float16 range; this net cannot be stored as a zoo entry")
             value = value.half()
-        state[key] = value
-    entry = {"net_config": dict(checkpoint["net_config"]), "state_dict": state, "task": checkpoint["task"]}
-    if "styles" in checkpoint:
-        entry["styles"] = list(checkpoint["styles"])
-    entry["zoo"] = {
+        weights[name] = value
+    info = checkpoint_metadata(checkpoint)
+    entry = slim_checkpoint(info, weights)
+    entry[ZOO_KEY] = {
         **{key: str(metadata[key]) for key in TEXT_FIELDS},
-        "task": checkpoint["task"],
+        "task": info.task,
         "steps": steps,
         "metrics": dict(metadata.get("metrics") or {}),
     }
@@ -114,7 +114,7 @@ def save_entry(
     path = folder / f"{name}{SUFFIX}"
     if path.exists():
         raise ConfigError(f"zoo entry {path} exists; remove it first or pick another name")
-    entry = slim(checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint), metadata)
+    entry = slim(checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint), metadata)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -138,7 +138,7 @@ def read_entry(path: Path) -> dict[str, Any]:
         entry = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise DataError(f"cannot read zoo entry {path} ({type(error).__name__}); remove or re-add it") from None
-    if not isinstance(entry, dict) or not isinstance(entry.get("zoo"), dict):
+    if not isinstance(entry, dict) or not isinstance(entry.get(ZOO_KEY), dict):
         raise DataError(f"{path} is not a zoo entry (no zoo metadata); remove it or re-add it with {LIST_COMMAND}")
     return entry
 
@@ -149,7 +149,7 @@ def list_entries(zoo_dir: str | Path | None = None) -> list[ZooEntry]:
     entries = []
     for name in entry_names(folder):
         path = folder / f"{name}{SUFFIX}"
-        entries.append(ZooEntry(name, path, path.stat().st_size / 2**20, read_entry(path)["zoo"]))
+        entries.append(ZooEntry(name, path, path.stat().st_size / 2**20, read_entry(path)[ZOO_KEY]))
     return entries
 
 

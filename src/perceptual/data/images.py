@@ -11,12 +11,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from perceptual.data.batch import SKIPPED_KEY
 from perceptual.errors import DataError
 from perceptual.imaging.io import load_image
 
 log = logging.getLogger(__name__)
-
-SKIPPED = "skipped"  # batch key: how many samples of this batch were unreadable
 
 
 class ImageFileDataset(Dataset):
@@ -43,10 +42,10 @@ class ImageFileDataset(Dataset):
 
 
 def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Collate the readable samples; ``batch["skipped"]`` counts the dropped ones."""
+    """Collate the readable samples; ``batch[SKIPPED_KEY]`` counts the dropped ones."""
     good = [s for s in samples if s is not None]
     batch: dict[str, Any] = default_collate(good) if good else {}
-    batch[SKIPPED] = torch.tensor(len(samples) - len(good))
+    batch[SKIPPED_KEY] = torch.tensor(len(samples) - len(good))
     return batch
 
 

@@ -1,7 +1,7 @@
 """LightningDataModules over image folders (COCO train2014 or any tree of images).
 
-What a sample looks like is a task's choice: ``pairs`` turns a crop into the batch dict
-(``{"image": crop}`` for style transfer, ``{"lr", "hr"}`` for super-resolution).
+What a sample looks like is a task's choice: ``make_sample`` turns a crop into the sample dict
+(``{"image": crop}`` for style transfer, ``{"lr", "hr"}`` for super-resolution; keys in :mod:`perceptual.data.batch`).
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.images import ImageFileDataset, collate_skipping, require_images
 from perceptual.data.resumable import EpochSampler, ResumableLoader
 from perceptual.imaging.io import list_images
 
 log = logging.getLogger(__name__)
 
-PairMaker = Callable[[Tensor], dict[str, Tensor]]
+SampleMaker = Callable[[Tensor], dict[str, Tensor]]  # crop -> sample dict
 
 
 def image_only(crop: Tensor) -> dict[str, Tensor]:
-    return {"image": crop}
+    return {IMAGE_KEY: crop}
 
 
 class RandomStyleIndex:
@@ -39,7 +40,7 @@ class RandomStyleIndex:
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         sample = self.make(image)
-        sample["style_index"] = torch.randint(self.num_styles, ())
+        sample[STYLE_INDEX_KEY] = torch.randint(self.num_styles, ())
         return sample
 
 
@@ -57,7 +58,7 @@ class EnsureMinSize:
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Shared loader plumbing: crops, the task's pair maker, skip-and-count collation.
+    """Shared loader plumbing: crops, the task's sample maker, skip-and-count collation.
 
     Args:
         batch_size: training batch size (4 in Johnson et al.).
@@ -68,14 +69,15 @@ class ImageDataModule(pl.LightningDataModule):
             more telling sample images at little cost, since validation runs no backward pass.
         num_workers: DataLoader workers.
         val_batch_size: defaults to ``batch_size``.
-        pairs: crop -> batch dict; defaults to ``{"image": crop}``.
-        val_pairs: crop -> batch dict for the held-out crops; defaults to ``pairs``. Set it when training
-            pairs are deliberately corrupted (e.g. ``SRDegradation(max_shift=8)``) but validation metrics
-            must be scored on clean, aligned pairs.
+        make_sample: crop -> sample dict; defaults to ``{"image": crop}``.
+        make_val_sample: crop -> sample dict for the held-out crops; defaults to ``make_sample``. Set it when
+            training samples are deliberately corrupted (e.g. ``SRDegradation(max_shift=8)``: non-aligned LR/HR
+            pairs) but validation metrics must be scored on clean, aligned pairs.
         styles: style images (paths or built-in names) for multi-style tasks (StyleBank): each
             training sample then carries a random ``style_index``.
         val_sets: extra named validation datasets (e.g. SR benchmarks), one loader each at batch
-            size 1 after the held-out crops; tasks log their metrics under ``val/<name>/...``.
+            size 1 after the held-out crops, in this order; tasks log their metrics under ``val/<name>/...``
+            (the SR task gets the names from the config: ``task.val_sets``).
     """
 
     def __init__(
@@ -86,8 +88,8 @@ class ImageDataModule(pl.LightningDataModule):
         resize: bool = True,
         num_workers: int = 0,
         val_batch_size: int | None = None,
-        pairs: PairMaker | None = None,
-        val_pairs: PairMaker | None = None,
+        make_sample: SampleMaker | None = None,
+        make_val_sample: SampleMaker | None = None,
         styles: Sequence[str] | None = None,
         val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
@@ -98,8 +100,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.resize = resize
         self.num_workers = num_workers
         self.val_batch_size = val_batch_size or batch_size
-        self.pairs = pairs or image_only
-        self.val_pairs = val_pairs or self.pairs
+        self.make_sample = make_sample or image_only
+        self.make_val_sample = make_val_sample or self.make_sample
         self.styles = list(styles) if styles else []
         self.val_sets = dict(val_sets or {})
         self.train_set: Dataset | None = None
@@ -113,10 +115,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     def transform(self, train: bool) -> Callable[[Tensor], dict[str, Tensor]]:
         crop = self._crop(train)
-        pairs = self.pairs if train else self.val_pairs
+        make_sample = self.make_sample if train else self.make_val_sample
         if not self.styles or not train:
-            return lambda image: pairs(crop(image))
-        return RandomStyleIndex(lambda image: pairs(crop(image)), len(self.styles))
+            return lambda image: make_sample(crop(image))
+        return RandomStyleIndex(lambda image: make_sample(crop(image)), len(self.styles))
 
     def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
         """Training: a :class:`ResumableLoader` (shuffled by the run's seed, resumable mid-epoch); else in order.
@@ -143,11 +145,6 @@ class ImageDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)
-
-    @property
-    def val_set_names(self) -> list[str]:
-        """Name per validation loader: ``""`` for the held-out crops, then each of ``val_sets``."""
-        return ["", *self.val_sets]
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         crops = self._loader(self.val_set, self.val_batch_size, train=False)

@@ -16,22 +16,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.blur import gaussian_blur
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import list_images, load_image
 from perceptual.imaging.resize import imresize
-from perceptual.nets.johnson import SR_SCALES
+from perceptual.nets.johnson import check_scale
 
 log = logging.getLogger(__name__)
 
 PAIR_NAME = re.compile(r"^(?P<stem>.+)_SRF_(?P<scale>\d+)_(?P<kind>HR|LR)$", re.IGNORECASE)
-
-
-def check_scale(scale: int) -> int:
-    if scale not in SR_SCALES:
-        raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
-    return scale
 
 
 def modcrop(image: Tensor, scale: int) -> Tensor:
@@ -78,10 +73,10 @@ class SRDegradation:
         size_y, size_x = source.shape[-2:]
         dy, dx = torch.randint(-m, m + 1, (2,)).tolist() if m else (0, 0)
         target = crop[..., m + dy : m + dy + size_y, m + dx : m + dx + size_x]
-        return {"lr": self.degrade(source), "hr": target}
+        return {LR_KEY: self.degrade(source), HR_KEY: target}
 
 
-def benchmark_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
+def benchmark_files(root: Path, scale: int) -> list[tuple[str, Path, Path | None]]:
     """(name, HR path, LR path or None) for a benchmark folder: named HR/LR pairs or HR-only images."""
     files = list_images(root)
     named = {}
@@ -113,28 +108,28 @@ class SRBenchmark(Dataset):
         self.scale = check_scale(scale)
         if not self.root.is_dir():
             raise DataError(f"benchmark folder {self.root} does not exist; pass a folder of HR (and LR) images")
-        self.pairs = benchmark_pairs(self.root, self.scale)
-        if not self.pairs:
+        self.files = benchmark_files(self.root, self.scale)  # (name, HR path, LR path or None)
+        if not self.files:
             raise DataError(f"{self.root} holds no HR images for scale {scale}; pass a folder of images")
         self.blur_sigma = blur_sigma
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.files)
 
     def load(self, index: int) -> dict[str, Tensor | str]:
         """Sample ``index``; :class:`DataError` naming the file when it is unreadable or its LR does not fit its HR."""
-        name, hr_path, lr_path = self.pairs[index]
+        name, hr_path, lr_path = self.files[index]
         hr = modcrop(load_image(hr_path), self.scale)
         if lr_path is None:
             lr = imresize(gaussian_blur(hr, self.blur_sigma), scale=1 / self.scale, uint8=self.blur_sigma == 0)
-            return {"lr": quantize(lr), "hr": hr, "name": name}
+            return {LR_KEY: quantize(lr), HR_KEY: hr, NAME_KEY: name}
         lr = load_image(lr_path)
         if tuple(lr.shape[-2:]) != (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale):
             raise DataError(
                 f"LR {lr_path} ({lr.shape[-2]}x{lr.shape[-1]}) does not match HR {hr_path} "
                 f"({hr.shape[-2]}x{hr.shape[-1]} after modcrop) at x{self.scale}; fix or remove the pair"
             )
-        return {"lr": lr, "hr": hr, "name": name}
+        return {LR_KEY: lr, HR_KEY: hr, NAME_KEY: name}
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str] | None:
         """The sample, or None (logged) so that validation skips a bad pair instead of stopping."""

@@ -14,9 +14,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from perceptual.choices import check_choice
+
 Features = Mapping[str, Tensor]
 Reference = Literal["target", "style"]
-REFERENCES = ("target", "style")
 IMAGE = "image"  # pseudo-layer: the RGB image in [0, 1] itself
 
 
@@ -31,8 +32,8 @@ class LossTerm(nn.Module):
         reference: Reference | None = None,
     ) -> None:
         super().__init__()
-        if reference is not None and reference not in REFERENCES:
-            raise ValueError(f"reference={reference!r} is not supported; use one of: target, style")
+        if reference is not None:
+            check_choice("reference", reference, Reference)
         if layer_weights is not None and len(layer_weights) != len(layers):
             raise ValueError(
                 f"layer_weights has {len(layer_weights)} entries for {len(layers)} layers {list(layers)}; "

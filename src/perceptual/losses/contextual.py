@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 from perceptual.losses.base import LayerwiseLoss, Reference
 
 Distance = Literal["cosine", "l2"]
-DISTANCES = ("cosine", "l2")
 MAX_POSITIONS = 65 * 65  # the paper's cap: larger layers are randomly subsampled to this many positions
 DEFAULT_CHUNK_SIZE = 256  # rows of x per chunk; see experiments/contextual_loss/README.md
 RELATIVE_EPS = 1e-5  # the paper's epsilon in d~ = d / (min d + eps)
@@ -41,8 +41,7 @@ LOG_EPS = 1e-12  # CX >= 1/N_y in exact arithmetic; this only guards log against
 
 
 def _check_options(h: float, distance: str, chunk_size: int = 1) -> None:
-    if distance not in DISTANCES:
-        raise ConfigError(f"contextual distance={distance!r} is not supported; use one of: {', '.join(DISTANCES)}")
+    check_choice("distance", distance, Distance)
     if not h > 0:
         raise ConfigError(f"contextual bandwidth h={h} must be positive")
     if chunk_size < 1:

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
-from perceptual.losses.base import IMAGE, LossTerm
+from perceptual.losses.base import IMAGE, LossTerm, Reference
+from perceptual.losses.gram import GramStyleLoss
 from perceptual.lossnet import LossNetwork
 
 
@@ -55,6 +56,14 @@ class PerceptualCriterion(nn.Module):
 
     def _layers(self, reference: str | None) -> list[str]:
         return sorted({layer for t in self.terms.values() if t.reference == reference for layer in t.layers})
+
+    def network_layers(self, reference: Reference | None) -> list[str]:
+        """The loss-network layers (not the image itself) that the terms comparing with ``reference`` read."""
+        return [layer for layer in self._layers(reference) if layer != IMAGE]
+
+    def gram_layer_sets(self) -> list[list[str]]:
+        """The layers of each Gram-matrix style term, one list per term."""
+        return [list(term.layers) for term in self.terms.values() if isinstance(term, GramStyleLoss)]
 
     def features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """One loss-network pass for the named layers, plus the image itself under ``"image"``."""

@@ -8,11 +8,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from perceptual.errors import ConfigError
+from perceptual.choices import check_choice
 from perceptual.losses.base import Features, LayerwiseLoss, Reference
 
 GramNorm = Literal["paper", "mse"]
-GRAM_NORMS = ("paper", "mse")
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -42,8 +41,7 @@ class GramStyleLoss(LayerwiseLoss):
         norm: GramNorm = "paper",
         reference: Reference = "style",
     ) -> None:
-        if norm not in GRAM_NORMS:
-            raise ConfigError(f"gram norm={norm!r} is not supported; use one of: {', '.join(GRAM_NORMS)}")
+        check_choice("norm", norm, GramNorm)
         super().__init__(weight, layers, layer_weights, reference)
         self.norm = norm
 

@@ -13,28 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perceptual.errors import ConfigError
+from perceptual.choices import check_choice
 
 Norm = Literal["batch", "instance", "none"]
 Upsample = Literal["transpose", "nearest"]
 Output = Literal["tanh", "clamp"]
 Padding = Literal["paper", "same"]
 
-NORMS = ("batch", "instance", "none")
-UPSAMPLES = ("transpose", "nearest")
-OUTPUTS = ("tanh", "clamp")
-PADDINGS = ("paper", "same")
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Reject an unknown option with a message that lists the allowed values."""
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not supported; use one of: {', '.join(allowed)}")
-
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
     """Batch norm (Johnson et al.), instance norm (Ulyanov et al.; the reference code) or none."""
-    check_choice("norm", kind, NORMS)
+    check_choice("norm", kind, Norm)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
@@ -87,7 +76,7 @@ class UpsampleBlock(nn.Sequential):
     """x2 upsampling: fractionally strided conv (the paper) or nearest + conv (fewer checkerboards)."""
 
     def __init__(self, in_channels: int, out_channels: int, mode: Upsample = "transpose", norm: Norm = "batch") -> None:
-        check_choice("upsample", mode, UPSAMPLES)
+        check_choice("upsample", mode, Upsample)
         if mode == "transpose":
             up: list[nn.Module] = [
                 nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
@@ -110,7 +99,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, norm: Norm = "batch", padding: Padding = "same") -> None:
         super().__init__()
-        check_choice("padding", padding, PADDINGS)
+        check_choice("padding", padding, Padding)
         self.crop = 2 if padding == "paper" else 0
         pad = nn.Identity() if padding == "paper" else ReflectionPad(1)
         pad2 = nn.Identity() if padding == "paper" else ReflectionPad(1)
@@ -138,7 +127,7 @@ class OutputActivation(nn.Module):
 
     def __init__(self, kind: Output = "tanh") -> None:
         super().__init__()
-        check_choice("output", kind, OUTPUTS)
+        check_choice("output", kind, Output)
         self.kind = kind
 
     def forward(self, x: Tensor) -> Tensor:

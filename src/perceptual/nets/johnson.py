@@ -9,14 +9,15 @@ to what the net needs and the output cropped back.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import (
-    PADDINGS,
     ConvBlock,
     Norm,
     Output,
@@ -26,21 +27,27 @@ from perceptual.nets.blocks import (
     ResidualBlock,
     Upsample,
     UpsampleBlock,
-    check_choice,
     crop,
     pad_to_multiple,
 )
 
-SR_SCALES = (2, 4, 8)
+SRScale = Literal[2, 4, 8]
 Skip = Literal["none", "bicubic"]
-SKIPS = ("none", "bicubic")
 
 
-class _PaddedTransformNet(nn.Module):
-    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output."""
+def check_scale(scale: int) -> int:
+    """The super-resolution factor, checked once for the net, the SR data and the SR task."""
+    return check_choice("scale", scale, SRScale)
 
-    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int) -> None:
-        super().__init__()
+
+class _PaddedTransformNet(TransformNet):
+    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output.
+
+    ``options`` are the subclass's constructor arguments (see :class:`TransformNet`).
+    """
+
+    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int, **options: Any) -> None:
+        super().__init__(**options)
         self.body = body
         self.downsample = downsample
         self.upscale = upscale
@@ -78,7 +85,7 @@ class StyleTransferNet(_PaddedTransformNet):
         padding: Padding = "paper",
         output: Output = "tanh",
     ) -> None:
-        check_choice("padding", padding, PADDINGS)
+        check_choice("padding", padding, Padding)
         w = width
         body = nn.Sequential(
             ConvBlock(3, w, 9, 1, norm),
@@ -91,7 +98,18 @@ class StyleTransferNet(_PaddedTransformNet):
             OutputActivation(output),
         )
         context = 2 * n_residual * 4 if padding == "paper" else 0
-        super().__init__(body, downsample=4, upscale=1, context=context)
+        super().__init__(
+            body,
+            downsample=4,
+            upscale=1,
+            context=context,
+            width=width,
+            n_residual=n_residual,
+            norm=norm,
+            upsample=upsample,
+            padding=padding,
+            output=output,
+        )
 
 
 class SuperResolutionNet(_PaddedTransformNet):
@@ -107,7 +125,7 @@ class SuperResolutionNet(_PaddedTransformNet):
 
     def __init__(
         self,
-        scale: int = 4,
+        scale: SRScale = 4,
         width: int = 64,
         n_residual: int = 4,
         norm: Norm = "batch",
@@ -116,10 +134,9 @@ class SuperResolutionNet(_PaddedTransformNet):
         output: Output = "tanh",
         skip: Skip = "none",
     ) -> None:
-        if scale not in SR_SCALES:
-            raise ConfigError(f"scale={scale} is not supported; use one of: {', '.join(map(str, SR_SCALES))}")
-        check_choice("padding", padding, PADDINGS)
-        check_choice("skip", skip, SKIPS)
+        check_scale(scale)
+        check_choice("padding", padding, Padding)
+        check_choice("skip", skip, Skip)
         if skip == "bicubic" and output != "clamp":
             raise ConfigError("skip=bicubic adds the residual to a bicubic upscale; set output=clamp (not tanh)")
         body = nn.Sequential(
@@ -129,7 +146,20 @@ class SuperResolutionNet(_PaddedTransformNet):
             ConvBlock(width, 3, 9, 1, activation=False),
         )
         context = 2 * n_residual if padding == "paper" else 0
-        super().__init__(body, downsample=1, upscale=scale, context=context)
+        super().__init__(
+            body,
+            downsample=1,
+            upscale=scale,
+            context=context,
+            scale=scale,
+            width=width,
+            n_residual=n_residual,
+            norm=norm,
+            upsample=upsample,
+            padding=padding,
+            output=output,
+            skip=skip,
+        )
         self.scale = scale
         self.skip = skip
         self.activation = OutputActivation(output)  # outside the body: the bicubic skip is added before it

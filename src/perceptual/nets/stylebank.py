@@ -9,11 +9,13 @@ added later (:meth:`StyleBankNet.add_banks`) and mixed at inference (``weights=`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import (
     ConvBlock,
     Norm,
@@ -28,7 +30,7 @@ from perceptual.nets.blocks import (
 DOWNSAMPLE = 4  # two stride-2 encoder convs: features are H/4 x W/4
 
 
-class StyleBankNet(nn.Module):
+class StyleBankNet(TransformNet):
     """Encoder c9s1-w, d2w, d4w; ``num_styles`` banks of 4w -> 4w convs; decoder u2w, uw, c9s1-3.
 
     Instance norm + ReLU follow every layer but the last of the encoder and decoder. A bank of
@@ -57,20 +59,14 @@ class StyleBankNet(nn.Module):
         upsample: Upsample = "transpose",
         output: Output = "tanh",
     ) -> None:
-        super().__init__()
+        super().__init__(
+            width=width, bank_depth=bank_depth, bank_kernel=bank_kernel, norm=norm, upsample=upsample, output=output
+        )
         if num_styles < 0 or bank_depth < 1 or bank_kernel < 1 or bank_kernel % 2 == 0:
             raise ConfigError(
                 f"model.num_styles={num_styles}, bank_depth={bank_depth}, bank_kernel={bank_kernel}: "
                 "need num_styles >= 0, bank_depth >= 1 and an odd bank_kernel"
             )
-        self.options = {
-            "width": width,
-            "bank_depth": bank_depth,
-            "bank_kernel": bank_kernel,
-            "norm": norm,
-            "upsample": upsample,
-            "output": output,
-        }
         w = width
         self.encoder = nn.Sequential(
             ConvBlock(3, w, 9, 1, norm),
@@ -95,10 +91,9 @@ class StyleBankNet(nn.Module):
         """Channels of the encoder features the banks transform."""
         return 4 * self.options["width"]
 
-    def config(self) -> dict:
-        """Constructor config (``_target_`` + kwargs) with the current number of banks, for checkpoints."""
-        target = f"{type(self).__module__}.{type(self).__qualname__}"
-        return {"_target_": target, "num_styles": self.num_styles, **self.options}
+    def config(self) -> dict[str, Any]:
+        """Constructor config with the current number of banks (banks added since construction included)."""
+        return {**super().config(), "num_styles": self.num_styles}
 
     def _new_bank(self) -> nn.Sequential:
         depth, kernel, c = self.options["bank_depth"], self.options["bank_kernel"], self.channels

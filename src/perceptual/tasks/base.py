@@ -1,5 +1,6 @@
 """Training plumbing shared by every task: optimiser, per-term logging, validation images,
-and checkpoints that carry what inference needs (the net's config) but not the loss network."""
+and checkpoints that carry what inference needs (the net's config, see :mod:`perceptual.checkpoints`) but not the
+loss network."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from perceptual.data.images import SKIPPED
+from perceptual.checkpoints import CheckpointMetadata, describe_loss_network, write_metadata
+from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
+from perceptual.nets.base import TransformNet
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -21,35 +24,35 @@ class TransformTask(pl.LightningModule):
     """A transformation net trained with a perceptual criterion.
 
     Args:
-        net: the image transformation network (the only thing stylize/evaluate need).
+        net: the image transformation network (the only thing stylize/evaluate need); its ``config()`` goes into
+            checkpoints.
         criterion: loss terms + loss network.
         optimizer: factory taking the parameters (Hydra ``_partial_: true``).
         scheduler: optional factory taking the optimiser, stepped every step.
-        net_config: the net's Hydra config (``_target_`` + kwargs), saved in checkpoints so that
-            inference can rebuild the net without Hydra configs or loss-network weights.
         channels_last: NHWC memory format (faster convolutions on recent CPUs and GPUs).
+        run_config: the run's composed config as YAML, recorded in checkpoints (``None`` outside a configured run).
     """
 
     task_name = "transform"
 
     def __init__(
         self,
-        net: nn.Module,
+        net: TransformNet,
         criterion: PerceptualCriterion,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
-        net_config: dict[str, Any] | None = None,
         channels_last: bool = False,
+        run_config: str | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.criterion = criterion
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.net_config = net_config
         self.channels_last = channels_last
+        self.run_config = run_config
         self.skipped_images = 0
-        self.validation_images: dict[str, Tensor] = {}
+        self._validation_images: dict[str, Tensor] = {}
         self.style_images: list[Tensor] = []  # set by tasks whose criterion compares with style images
 
     def forward(self, x: Tensor) -> Tensor:
@@ -71,11 +74,20 @@ class TransformTask(pl.LightningModule):
     def on_validation_start(self) -> None:
         self.cache_styles()
 
+    def keep_validation_images(self, images: dict[str, Tensor]) -> None:
+        """Keep one validation batch's images, a row each (e.g. content, stylised), for :meth:`validation_images`."""
+        self._validation_images = {name: batch.detach().float().clamp(0, 1) for name, batch in images.items()}
+
+    def validation_images(self) -> dict[str, Tensor]:
+        """The images of the last :meth:`keep_validation_images` (float, in [0, 1]); empty before the first
+        validation. What :class:`~perceptual.callbacks.ValidationImages` logs and reconstructions start from."""
+        return self._validation_images
+
     def count_skipped(self, batch: dict[str, Any]) -> bool:
         """Log unreadable images; return False when nothing in the batch was readable."""
-        self.skipped_images += int(batch.get(SKIPPED, 0))
+        self.skipped_images += int(batch.get(SKIPPED_KEY, 0))
         self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
-        return any(key != SKIPPED for key in batch)
+        return any(key != SKIPPED_KEY for key in batch)
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
         on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"
@@ -98,9 +110,22 @@ class TransformTask(pl.LightningModule):
         scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
+    def style_names(self) -> list[str]:
+        """The styles the net was trained for, as configured (paths or built-in names); none by default."""
+        return []
+
+    def checkpoint_metadata(self) -> CheckpointMetadata:
+        """What a checkpoint of this task records besides the weights."""
+        return CheckpointMetadata(
+            net=self.net.config(),
+            task=self.task_name,
+            styles=self.style_names(),
+            loss_net=describe_loss_network(self.criterion.loss_net),
+            run_config=self.run_config,
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["net_config"] = self.net_config
-        checkpoint["task"] = self.task_name
+        write_metadata(checkpoint, self.checkpoint_metadata())
         checkpoint["skipped_images"] = self.skipped_images
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

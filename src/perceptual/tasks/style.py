@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from perceptual.data.batch import IMAGE_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.tasks.base import TransformTask
 
@@ -24,25 +24,25 @@ class StyleTransferTask(TransformTask):
 
     def __init__(self, style: str, style_size: int | None = 256, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.style = style
         self.style_images = [resolve_image(style, "style", style_size)]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if not self.count_skipped(batch):
             return None
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         losses = self.criterion(self.net(content), target=content)
         self.log_losses("train", losses, content.shape[0])
         return losses.total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if "image" not in batch:
+        if IMAGE_KEY not in batch:
             return
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         output = self.net(content)
         self.log_losses("val", self.criterion(output, target=content), content.shape[0])
         if batch_idx == 0:
-            self.validation_images = {"content": content.float(), "stylised": output.detach().float().clamp(0, 1)}
+            self.keep_validation_images({"content": content, "stylised": output})
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["style_image"] = self.style_images[0].mul(255).round().to(torch.uint8)
+    def style_names(self) -> list[str]:
+        return [self.style]

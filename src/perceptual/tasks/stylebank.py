@@ -17,13 +17,13 @@ from a batch (and all banks on auto-encoder steps) are not moved by Adam's momen
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
@@ -35,10 +35,6 @@ from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)
-# Lightning warns that manual optimisation checkpoints hold the weights after the step (so do automatic ones),
-# and that modules are in eval mode at the start of training (incremental mode keeps frozen modules so on purpose).
-warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization", category=UserWarning)
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
 
 
 def scale_gradients(parameters: Iterable[nn.Parameter], norm: Tensor) -> Tensor:
@@ -110,12 +106,12 @@ class StyleBankTask(TransformTask):
         """The trained net of ``init_ckpt`` with everything frozen (new banks are added trainable)."""
         if not init_ckpt:
             raise DataError("incremental StyleBank training needs init_ckpt=<stylebank run>/checkpoints/last.ckpt")
-        net, checkpoint = load_net(init_ckpt)
+        net, metadata = load_net(init_ckpt)
         if not isinstance(net, StyleBankNet):
             kind = type(net).__name__
             raise DataError(f"init_ckpt={init_ckpt} holds a {kind}, not a StyleBank net; train task=stylebank first")
         log.info("incremental: %d bank(s) from %s (model.* is ignored)", net.num_styles, init_ckpt)
-        self.previous_styles = list(checkpoint.get("styles", []))
+        self.previous_styles = list(metadata.styles)
         return net.requires_grad_(False)
 
     def frozen_modules(self) -> list[nn.Module]:
@@ -138,15 +134,15 @@ class StyleBankTask(TransformTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if not self.count_skipped(batch):
             return
-        if batch.get("style_index") is None:
+        if batch.get(STYLE_INDEX_KEY) is None:
             raise ConfigError("training batches carry no style_index; set data.styles to the style images")
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         if self.is_autoencoder_step():
             self._autoencoder_step(content)
         else:
-            self._stylise_step(content, batch["style_index"])
+            self._stylise_step(content, batch[STYLE_INDEX_KEY])
         optimizer.step()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
@@ -179,22 +175,21 @@ class StyleBankTask(TransformTask):
         self.log(f"{stage}/psnr", value, on_step=on_step, on_epoch=not on_step, batch_size=content.shape[0])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if "image" not in batch:
+        if IMAGE_KEY not in batch:
             return
-        content = self.prepare_input(batch["image"])
+        content = self.prepare_input(batch[IMAGE_KEY])
         style_index = torch.arange(content.shape[0], device=content.device) % len(self.styles)
         stylised = self.net(content, style_index=style_index + self.first_bank)
         self.log_losses("val", self.criterion(stylised, target=content, style_index=style_index), content.shape[0])
-        images = {"content": content.float(), "stylised": stylised.detach().float().clamp(0, 1)}
+        images = {"content": content, "stylised": stylised}
         if not self.incremental:  # frozen E and D: the reconstruction cannot change
             reconstructed = self.net(content)
             self.log_losses("val_ae", self.identity_criterion(reconstructed, target=content), content.shape[0])
             self._log_psnr("val_ae", reconstructed, content, on_step=False)
-            images["reconstructed"] = reconstructed.detach().float().clamp(0, 1)
+            images["reconstructed"] = reconstructed
         if batch_idx == 0:
-            self.validation_images = images
+            self.keep_validation_images(images)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.net_config = self.net.config()  # counts the banks added here, and incremental nets come from init_ckpt
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["styles"] = self.previous_styles + self.styles  # the style of each bank, in order
+    def style_names(self) -> list[str]:
+        """The style of each bank, in order: those of ``init_ckpt`` first in incremental mode."""
+        return self.previous_styles + self.styles

@@ -1,4 +1,4 @@
-"""Optimisation-based image synthesis (Gatys et al.): the baseline feed-forward nets are judged by.
+"""Optimising an image's pixels against a criterion (Gatys et al.): the baseline feed-forward nets are judged by.
 
 The pixels of an image are optimised against exactly the criterion a feed-forward net trains with,
 so objective values and speed compare like for like (Johnson et al. 2016, Table 1 and Figure 5).
@@ -14,13 +14,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from perceptual.errors import ConfigError
+from perceptual.choices import check_choice
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 
 Optimizer = Literal["lbfgs", "adam"]
 Init = Literal["content", "noise"]
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")
 LINE_SEARCH_TRIALS = 25  # most objective evaluations one strong-Wolfe line search may spend
 
 
@@ -39,8 +37,7 @@ class OptimizationResult:
 
 def initial_image(init: Init, content: Tensor, seed: int = 0) -> Tensor:
     """Start from the content image or from uniform noise in [0, 1] (seeded)."""
-    if init not in INITS:
-        raise ConfigError(f"init={init} is not supported; use one of: {', '.join(INITS)}")
+    check_choice("init", init, Init)
     if init == "content":
         return content.detach().clone()
     generator = torch.Generator().manual_seed(seed)
@@ -124,8 +121,7 @@ def optimize_image(
     climbs back up), as in Gatys et al.; the returned image is clipped to [0, 1] in both cases.
     ``on_step(iteration, image, losses)`` is called after every iteration (logging, snapshots).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"optimizer={optimizer} is not supported; use one of: {', '.join(OPTIMIZERS)}")
+    check_choice("optimizer", optimizer, Optimizer)
     image = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(

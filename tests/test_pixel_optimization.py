@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -9,12 +10,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import run_cli
+from conftest import compose_config, run_entry_point, train_run
 from perceptual.data.sample import builtin_image
-from perceptual.gatys import initial_image, optimize_image
+from perceptual.imaging.io import load_image
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.lossnet import LossNetwork
 from perceptual.metrics import psnr
+from perceptual.pixel_optimization import initial_image, optimize_image
 from perceptual.reconstruction import reconstruct, write_panels
 
 
@@ -108,35 +110,28 @@ def test_panels_are_logged_one_image_per_layer(tmp_path: Path) -> None:
     assert len(panels) == 4 and (tmp_path / "grid.png").is_file()
 
 
-def test_optimize_cli_writes_image_curve_and_logs(tmp_path: Path) -> None:
-    result = run_cli(
-        "optimize.py",
-        "loss_net.weights=random",
-        "image_size=32",
-        "style_size=32",
-        "steps=5",
-        "log_every=5",
-        "init=noise",
-        f"hydra.run.dir={tmp_path}",
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "result.png").is_file()
-    rows = (tmp_path / "loss_curve.csv").read_text().splitlines()
-    assert rows[0] == "iteration,seconds,loss,content,style,tv" and len(rows) == 6
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+def test_optimize_image_command_writes_image_curve_and_logs(tmp_path: Path) -> None:
+    overrides = ("loss_net.weights=random", "image_size=32", "style_size=32", "steps=5", "log_every=5", "init=noise")
+    assert run_entry_point("optimize_image.py", compose_config("optimize_image", *overrides, output_dir=tmp_path)) == 0
+    assert load_image(tmp_path / "result.png").shape == (3, 32, 32)
+    rows = list(csv.DictReader((tmp_path / "loss_curve.csv").read_text().splitlines()))
+    assert list(rows[0]) == ["iteration", "seconds", "loss", "content", "style", "tv"] and len(rows) == 5
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # L-BFGS's line search only accepts descent
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert len(events.Scalars("optimize/loss")) == 5 and "optimize/image" in events.Tags()["images"]
 
 
 def test_training_callback_logs_panels_for_the_loss_layers(tmp_path: Path) -> None:
-    result = run_cli(
-        "train.py",
+    train_run(
+        tmp_path,
         "debug=fast",
         "trainer.max_steps=2",
         "callbacks=reconstructions",
         "callbacks.layer_reconstructions.steps=2",
-        f"hydra.run.dir={tmp_path}",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     tags = set(events.Tags()["images"])
     assert {"reconstruction/feature/relu2_2", "reconstruction/style/relu1_2+relu2_2+relu3_3+relu4_3"} <= tags
+    assert load_image(tmp_path / "reconstructions" / "feature_relu2_2.png").shape == (3, 32, 32)

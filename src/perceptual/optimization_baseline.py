@@ -1,5 +1,6 @@
-"""The optimisation baseline as a command: compose the criterion from config, optimise, write
-the image, the loss curve and TensorBoard logs into the run directory."""
+"""The optimisation baseline as a command (``src/optimize_image.py``): compose the criterion from config, optimise an
+image's pixels (:mod:`perceptual.pixel_optimization`), write the image, the loss curve and TensorBoard logs into the
+run directory."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
 from perceptual.data.sample import resolve_image
-from perceptual.gatys import OptimizationResult, initial_image, optimize_image
 from perceptual.imaging.io import save_image
 from perceptual.inference import resolve_device
 from perceptual.losses.criterion import LossOutput
+from perceptual.pixel_optimization import OptimizationResult, initial_image, optimize_image
 from perceptual.training import build_criterion, flush_denormals
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ def write_loss_curve(result: OptimizationResult, path: Path) -> None:
             writer.writerow([i, f"{elapsed:.4f}", f"{loss:.6g}", *(f"{terms[n]:.6g}" for n in names)])
 
 
-def optimize(cfg: DictConfig) -> OptimizationResult:
-    """Run ``optimize.yaml``: content + style through the configured loss, from content or noise."""
+def run_optimization_baseline(cfg: DictConfig) -> OptimizationResult:
+    """Run ``optimize_image.yaml``: content + style through the configured loss, from content or noise."""
     flush_denormals()
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.paths.output_dir)
