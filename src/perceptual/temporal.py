@@ -46,9 +46,9 @@ def optical_flow(source: Tensor, target: Tensor, method: str = "dis") -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)
 
 
-def warp(image: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
-    """``image`` [B, C, H, W] sampled at ``p + flow(p)`` (bilinear), and where that position is inside the frame
-    ([B, 1, H, W] bool)."""
+def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> tuple[Tensor, Tensor]:
+    """``image`` [B, C, H, W] sampled at ``p + flow(p)`` (``bilinear`` or ``bicubic``; edges repeated), and where
+    that position is inside the frame ([B, 1, H, W] bool)."""
     height, width = image.shape[-2:]
     ys, xs = torch.meshgrid(
         torch.arange(height, dtype=flow.dtype, device=flow.device),
@@ -57,9 +57,16 @@ def warp(image: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
     )
     x, y = xs + flow[:, 0], ys + flow[:, 1]
     grid = torch.stack([2 * x / max(width - 1, 1) - 1, 2 * y / max(height - 1, 1) - 1], dim=-1)
-    warped = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    warped = F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode="border", align_corners=True)
     inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
     return warped, inside[:, None]
+
+
+def translate(images: Tensor, shifts: Tensor) -> Tensor:
+    """``images`` [B, C, H, W] moved by ``shifts`` [B, 2] (x, y) pixels: bicubic, so that sub-pixel shifts keep fine
+    texture that bilinear interpolation would blur; edges repeated."""
+    flow = -shifts.to(images.device, images.dtype).view(-1, 2, 1, 1).expand(-1, 2, *images.shape[-2:])
+    return warp(images, flow, mode="bicubic")[0]
 
 
 def consistency_mask(flow: Tensor, reverse: Tensor) -> Tensor:
@@ -124,9 +131,9 @@ class Stabiliser:
     1. Stride-grid alignment (``align``): a net that downsamples by ``stride`` (4 for the Johnson and StyleBank
        style nets) is translation-equivariant only for shifts by multiples of ``stride``; when the camera pans by
        anything else, the same scene point meets the stride grid at another phase and gets other brush strokes:
-       most of the flicker of per-frame stylisation. Each frame is padded on the left and top by its accumulated
-       global motion (:func:`global_motion`), rounded, modulo ``stride``, so the grid moves with the scene; the
-       output is cropped back.
+       most of the flicker of per-frame stylisation. Each frame is moved by its accumulated global motion
+       (:func:`global_motion`) modulo ``stride`` -- sub-pixel, bicubic -- so the grid moves with the scene, and the
+       output is moved back.
     2. Flow blending (``blend`` > 0): ``o_t = s_t + blend * m_t * (warp(o_{t-1}) - s_t)``, with ``s_t`` the aligned
        output, ``o_{t-1}`` the previous stabilised output warped along the flow and ``m_t`` the flow's reliability:
        an exponential moving average along the motion, on the flicker the alignment leaves (sub-pixel motion,
@@ -136,7 +143,7 @@ class Stabiliser:
     Call it with the per-batch ``apply`` ([B, 3, h, w] -> [B, 3, H, W]) on consecutive batches of frames.
     """
 
-    def __init__(self, stride: int = 1, blend: float = 0.3, flow: str = "dis", align: bool = True) -> None:
+    def __init__(self, stride: int = 1, blend: float = 0.0, flow: str = "dis", align: bool = True) -> None:
         if not 0.0 <= blend < 1.0:
             raise ConfigError(f"video.blend={blend} must be in [0, 1) (0: no blending, 1 would freeze the first frame)")
         check_choice("video.flow", flow, FLOW_METHODS)
@@ -171,29 +178,23 @@ class Stabiliser:
         return motion
 
     def _aligned(self, apply: Callable[[Tensor], Tensor], frames: Tensor, motion: list) -> Tensor:
-        """``apply`` on frames padded so that the stride grid follows the scene, cropped back."""
-        pads = []
+        """``apply`` on frames moved by their global motion modulo the stride, so that the stride grid follows the
+        scene (sub-pixel, on a canvas ``stride`` pixels larger), and the outputs moved back."""
+        shifts = []
         for flow_and_mask in motion:
             if flow_and_mask is not None:
                 self.offset += global_motion(flow_and_mask[0][0], flow_and_mask[1][0])
-            pads.append([int(v) % self.stride for v in self.offset.round().tolist()])
-        last = self.stride - 1
-        padded = torch.cat(
-            [F.pad(frame[None], (x, last - x, y, last - y), mode="replicate") for frame, (x, y) in zip(frames, pads)]
-        )
-        outputs = apply(padded)
-        scale = outputs.shape[-1] // padded.shape[-1]
-        height, width = frames.shape[-2] * scale, frames.shape[-1] * scale
-        return torch.stack(
-            [
-                output[:, y * scale : y * scale + height, x * scale : x * scale + width]
-                for output, (x, y) in zip(outputs, pads)
-            ]
-        )
+            shifts.append(self.offset.remainder(self.stride))
+        shifts = torch.stack(shifts)
+        canvas = translate(F.pad(frames, (0, self.stride, 0, self.stride), mode="replicate"), shifts)
+        outputs = apply(canvas)
+        scale = outputs.shape[-1] // canvas.shape[-1]
+        back = translate(outputs, -scale * shifts)
+        return back[..., : frames.shape[-2] * scale, : frames.shape[-1] * scale].clamp(0, 1)
 
 
 def make_stabiliser(
-    mode: str, stride: int = 1, blend: float = 0.3, flow: str = "dis", align: bool = True
+    mode: str, stride: int = 1, blend: float = 0.0, flow: str = "dis", align: bool = True
 ) -> Stabiliser | None:
     """The stabiliser for ``temporal=<mode>``: a :class:`Stabiliser`, or None for ``none`` (each frame on its own)."""
     check_choice("temporal", mode, TEMPORAL_MODES)
