@@ -136,9 +136,9 @@ class Stabiliser:
        output is moved back.
     2. Flow blending (``blend`` > 0): ``o_t = s_t + blend * m_t * (warp(o_{t-1}) - s_t)``, with ``s_t`` the aligned
        output, ``o_{t-1}`` the previous stabilised output warped along the flow and ``m_t`` the flow's reliability:
-       an exponential moving average along the motion, on the flicker the alignment leaves (sub-pixel motion,
-       noise); occluded and newly visible pixels take the fresh output. Averaging also softens the texture, so the
-       weight stays small (see experiments/video/README.md).
+       an exponential moving average along the motion, for the flicker alignment cannot remove (parts of the scene
+       moving on their own, rotation, zoom, noise); occluded and newly visible pixels take the fresh output.
+       Averaging also softens the texture, so it is off by default (see experiments/video/README.md).
 
     Call it with the per-batch ``apply`` ([B, 3, h, w] -> [B, 3, H, W]) on consecutive batches of frames.
     """
@@ -168,7 +168,8 @@ class Stabiliser:
         return torch.stack(stabilised)
 
     def _motion(self, frames: Tensor) -> list[tuple[Tensor, Tensor] | None]:
-        """Flow (t -> t-1) and its reliability for each frame; None after a cut in size or when nothing needs it."""
+        """Flow (t -> t-1) and its reliability for each frame; None for the first frame, after a change of frame
+        size, and when neither alignment nor blending needs it."""
         motion: list[tuple[Tensor, Tensor] | None] = []
         previous = self.previous[0] if self.previous is not None else None
         for frame in frames:
