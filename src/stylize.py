@@ -12,6 +12,11 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 
     python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
+Videos (any container FFmpeg reads) come out as videos with the same frame count, frame rate and audio, stabilised
+along the input's optical flow unless temporal=none (see perceptual.stylize_video):
+
+    python src/stylize.py ckpt=zoo:candy input=clip.mp4 output=styled.mp4 video.crf=18
+
 Unreadable inputs are reported and skipped; the exit code is 1 if any input failed.
 """
 
@@ -22,17 +27,22 @@ from perceptual.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference import Runner, load_net
 from perceptual.postprocess import with_style_controls
 from perceptual.stylize import plan_outputs, transform_files
+from perceptual.stylize_video import transform_video, video_settings
+from perceptual.video import is_video_file
 
 
 @entry_point("stylize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        pairs = plan_outputs(cfg.input, cfg.output)
         net, _ = load_net(cfg.ckpt)
         runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
         apply = with_fusion(runner, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
         apply = with_style_controls(apply, net, cfg.strength, cfg.preserve_color)
-        report = transform_files(apply, pairs, cfg.batch_size, cfg.max_size)
+        if is_video_file(cfg.input):
+            stabiliser, settings = video_settings(cfg.temporal, cfg.video, net)
+            report = transform_video(apply, cfg.input, cfg.output, cfg.batch_size, cfg.max_size, stabiliser, settings)
+        else:
+            report = transform_files(apply, plan_outputs(cfg.input, cfg.output), cfg.batch_size, cfg.max_size)
     raise SystemExit(report.summarise(cfg.output))
 
 

@@ -22,6 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 
+from perceptual.checkpoints import CheckpointMetadata, slim_checkpoint
 from perceptual.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +88,18 @@ def run_cli(script: str, *overrides: str, timeout: int = 300) -> subprocess.Comp
     return subprocess.run(
         cli_command(script, *overrides), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env()
     )
+
+
+def save_net(path: Path, net: torch.nn.Module, task: str = "style", styles: tuple[str, ...] = ()) -> Path:
+    """``net`` saved as a checkpoint of the current format (what inference reads), without training it."""
+    metadata = CheckpointMetadata(net=net.config(), task=task, styles=list(styles))
+    torch.save(slim_checkpoint(metadata, net.state_dict()), path)
+    return path
+
+
+def run_command(script: str, *overrides: str) -> int:
+    """``python src/<script> <overrides>`` in this process (its config: ``conf/<script stem>.yaml``); the exit code."""
+    return run_entry_point(script, compose_config(Path(script).stem, *overrides))
 
 
 def error_lines(stderr: str) -> list[str]:

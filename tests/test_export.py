@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import run_cli
+from conftest import run_command, save_net
 from perceptual.errors import ConfigError, ExportError
 from perceptual.export import export_net, graph_for, load_exported, min_side, read_metadata
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
@@ -139,28 +139,22 @@ def test_export_errors_are_one_line_config_errors(tmp_path: Path, monkeypatch: p
     assert not list(tmp_path.iterdir())
 
 
-def test_export_cli_writes_a_verified_onnx_file(tmp_path: Path) -> None:
+def test_export_command_writes_a_verified_onnx_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     torch.manual_seed(0)
     net = SuperResolutionNet(scale=4, width=4, n_residual=1).eval()
-    ckpt = tmp_path / "sr.ckpt"
-    config = {"_target_": "perceptual.nets.SuperResolutionNet", "scale": 4, "width": 4, "n_residual": 1}
-    torch.save(
-        {"net_config": config, "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "task": "sr"}, ckpt
-    )
+    ckpt = save_net(tmp_path / "sr.ckpt", net, task="sr")
     output = tmp_path / "out" / "sr_x4.onnx"
-    result = run_cli(
-        "export.py", f"ckpt={ckpt}", "format=onnx", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}"
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"wrote {output} (onnx" in result.stdout and "H and W >= 5" in result.stdout and "on a 3x3x" in result.stdout
-    assert "max |exported - PyTorch| =" in result.stdout and "onnx_ir" not in result.stdout  # no exporter chatter
+    assert run_command("export.py", f"ckpt={ckpt}", "format=onnx", f"output={output}") == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {output} (onnx" in printed and "H and W >= 5" in printed and "on a 3x3x" in printed
+    assert "max |exported - PyTorch| =" in printed and "onnx_ir" not in printed  # no exporter chatter
     assert read_metadata(output)["task"] == "sr" and read_metadata(output)["source"] == str(ckpt)
     images = _odd_images(1, 9, 13)
     with torch.no_grad():
         assert (load_exported(output)(images) - net(images)).abs().max() <= TOLERANCE
 
-    bad = run_cli("export.py", f"ckpt={ckpt}", "format=tflite", f"output={output}", f"hydra.run.dir={tmp_path / 'r2'}")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: format=tflite")
+    assert run_command("export.py", f"ckpt={ckpt}", "format=tflite", f"output={output}") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: format=tflite")
 
 
 def test_an_export_that_does_not_reproduce_the_net_is_deleted_and_reported(

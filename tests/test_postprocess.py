@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from skimage.color import rgb2ycbcr
 
-from conftest import run_cli
+from conftest import run_command, save_net
 from perceptual.errors import ConfigError
 from perceptual.fusion import with_fusion
 from perceptual.imaging.color import keep_chroma, quantize, rgb_to_y, rgb_to_ycbcr
@@ -117,25 +117,23 @@ def test_no_controls_leave_apply_untouched_and_bad_ones_are_config_errors() -> N
             with_style_controls(sr, sr, **options)
 
 
-def test_stylize_cli_preserves_colour_at_half_strength(tmp_path: Path) -> None:
+def test_stylize_command_preserves_colour_at_half_strength(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     net = _style_net()
-    ckpt = tmp_path / "style.ckpt"
-    config = {"_target_": "perceptual.nets.StyleTransferNet", "width": 8, "n_residual": 1, "norm": "instance"}
-    state = {f"net.{key}": value for key, value in net.state_dict().items()}
-    torch.save({"net_config": config, "state_dict": state, "task": "style"}, ckpt)
+    ckpt = save_net(tmp_path / "style.ckpt", net)
     photo = _photo(27, 33)[0]
     Image.fromarray((photo.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
-    result = run_cli(
-        "stylize.py",
-        f"ckpt={ckpt}",
-        f"input={tmp_path / 'in.png'}",
-        f"output={tmp_path / 'out.png'}",
-        "device=cpu",
-        "preserve_color=true",
-        "strength=0.5",
-        f"hydra.run.dir={tmp_path / 'run'}",
+    assert (
+        run_command(
+            "stylize.py",
+            f"ckpt={ckpt}",
+            f"input={tmp_path / 'in.png'}",
+            f"output={tmp_path / 'out.png'}",
+            "device=cpu",
+            "preserve_color=true",
+            "strength=0.5",
+        )
+        == 0
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     written = load_image(tmp_path / "out.png")
     with torch.no_grad():
         expected = StyleControls(0.5, preserve_color=True)(photo[None], net(photo[None]))[0]
@@ -143,12 +141,8 @@ def test_stylize_cli_preserves_colour_at_half_strength(tmp_path: Path) -> None:
     assert (rgb_to_ycbcr(written) - rgb_to_ycbcr(photo))[1:].abs().mean() <= 1.5
     assert (written - photo).abs().mean() > 0.02  # and it is stylised
 
-    bad = run_cli(
-        "stylize.py",
-        f"ckpt={ckpt}",
-        f"input={tmp_path / 'in.png'}",
-        f"output={tmp_path / 'bad.png'}",
-        "strength=2",
-        f"hydra.run.dir={tmp_path / 'bad'}",
+    capsys.readouterr()
+    bad = run_command(
+        "stylize.py", f"ckpt={ckpt}", f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'bad.png'}", "strength=2"
     )
-    assert bad.returncode == 2 and "strength=2.0 is out of range; use 0..1" in bad.stderr
+    assert bad == 2 and "strength=2.0 is out of range; use 0..1" in capsys.readouterr().err
