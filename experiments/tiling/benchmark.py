@@ -43,8 +43,7 @@ def worker(args: argparse.Namespace) -> None:
     net, _ = load_net(args.ckpt)
     if args.idle:
         return
-    runner = Runner(net, "cpu", args.precision, channels_last=args.precision != "fp32")
-    apply = with_tiling(runner, net, args.tile or None)
+    apply = with_tiling(Runner(net, "cpu"), net, args.tile or None)
     start, start_cpu = time.perf_counter(), time.process_time()
     report = transform_files(apply, [(Path(args.input), Path(args.output))], batch_size=1)
     if report.failed:
@@ -94,7 +93,6 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512, help="window size (px) of the tiled runs")
     parser.add_argument("--tiled-only", action="store_true", help="skip the untiled runs (sizes that do not fit)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
-    parser.add_argument("--precision", default="fp32", help="fp32 | bf16 (bf16 runs channels_last too)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tiling_benchmark"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
@@ -105,11 +103,8 @@ def main() -> None:
         worker(args)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
-    common = ["--ckpt", args.ckpt, "--threads", str(args.threads), "--precision", args.precision]
-    print(
-        f"{args.ckpt}, {args.precision}, tile={args.tile}, threads={args.threads or 'default'}, "
-        f"load {os.getloadavg()[0]:.1f}"
-    )
+    common = ["--ckpt", args.ckpt, "--threads", str(args.threads)]
+    print(f"{args.ckpt}, tile={args.tile}, threads={args.threads or 'default'}, load {os.getloadavg()[0]:.1f}")
     idle = run_worker(*common, "--idle")["peak_mib"]
     rows = [f"| idle (Python, torch, net) | - | {idle:.0f} | - | - | - | - |"]
     for size in args.sizes:
