@@ -28,7 +28,8 @@ def main(cfg: DictConfig) -> None:
         )
         upscale = None
         if cfg.ckpt:
-            upscale = load_upscaler(cfg.ckpt, cfg.scale, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
+            options = ("device", "precision", "channels_last", "compile", "tile", "tile_overlap")
+            upscale = load_upscaler(cfg.ckpt, cfg.scale, **{key: cfg[key] for key in options})
         results, report = evaluate(dataset, output_dir, upscale, cfg.histogram_match)
     print(results.markdown())
     raise SystemExit(report.summarise(output_dir))

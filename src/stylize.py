@@ -12,6 +12,10 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 
     python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
+Large images can be processed in tiles with the untiled result (see perceptual.tiling):
+
+    python src/stylize.py ckpt=... input=huge.jpg output=styled.jpg tile=1024
+
 Videos (any container FFmpeg reads) come out as videos with the same frame count, frame rate and audio, stabilised
 along the input's optical flow unless temporal=none (see perceptual.stylize_video):
 
@@ -28,6 +32,7 @@ from perceptual.inference import Runner, load_net
 from perceptual.postprocess import with_style_controls
 from perceptual.stylize import plan_outputs, transform_files
 from perceptual.stylize_video import transform_video, video_settings
+from perceptual.tiling import with_tiling
 from perceptual.video import is_video_file
 
 
@@ -36,7 +41,8 @@ def main(cfg: DictConfig) -> None:
     with report_errors():
         net, _ = load_net(cfg.ckpt)
         runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-        apply = with_fusion(runner, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
+        tiled = with_tiling(runner, net, cfg.tile, cfg.tile_overlap)
+        apply = with_fusion(tiled, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
         apply = with_style_controls(apply, net, cfg.strength, cfg.preserve_color)
         if is_video_file(cfg.input):
             stabiliser, settings = video_settings(cfg.temporal, cfg.video, net)

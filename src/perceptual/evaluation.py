@@ -32,6 +32,7 @@ from perceptual.imaging.resize import imresize
 from perceptual.inference import Precision, Runner, load_net
 from perceptual.metrics import psnr_y, sharpness_y, ssim_y
 from perceptual.stylize import BatchReport
+from perceptual.tiling import AUTO, with_tiling
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,17 @@ def load_upscaler(
     precision: Precision = "fp32",
     channels_last: bool = False,
     compile: bool = False,
-) -> Runner:
-    """The checkpoint's SR net as a :class:`Runner`; refuses other tasks and other scales (the metrics would lie)."""
+    tile: int | None = None,
+    tile_overlap: int | str = AUTO,
+) -> Upscaler:
+    """The checkpoint's SR net as a :class:`Runner` (tiled when ``tile`` is set, see :mod:`perceptual.tiling`);
+    refuses other tasks and other scales (the metrics would lie)."""
     net, metadata = load_net(ckpt)
     if metadata.task != "sr":
         raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
         raise ConfigError(f"ckpt={ckpt} upscales x{net.scale} but scale={scale}; pass scale={net.scale}")
-    return Runner(net, device, precision, channels_last, compile)
+    return with_tiling(Runner(net, device, precision, channels_last, compile), net, tile, tile_overlap)
 
 
 def match_histogram(image: Tensor, reference: Tensor) -> Tensor:
