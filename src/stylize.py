@@ -4,9 +4,9 @@
 
 StyleBank checkpoints take a bank or a fusion of banks (see perceptual.fusion):
 
-    python src/stylize.py ckpt=... input=... output=... style=2
-    python src/stylize.py ckpt=... input=... output=... styles=[0,1] weights=[0.3,0.7]
-    python src/stylize.py ckpt=... input=... output=... styles=[0,1,2] regions=kmeans
+    python src/stylize.py ckpt=... input=... output=... bank=2
+    python src/stylize.py ckpt=... input=... output=... banks=[0,1] weights=[0.3,0.7]
+    python src/stylize.py ckpt=... input=... output=... banks=[0,1,2] regions=kmeans
 
 Any style net keeps the photo's colours with preserve_color=true and fades with strength=0..1:
 
@@ -17,7 +17,7 @@ Large images can be processed in tiles with the untiled result (see perceptual.t
     python src/stylize.py ckpt=... input=huge.jpg output=styled.jpg tile=1024
 
 Videos (any container FFmpeg reads) come out as videos with the same frame count, frame rate and audio, stabilised
-along the input's optical flow unless temporal=none (see perceptual.stylize_video):
+along the input's optical flow unless temporal=none (see perceptual.video_files):
 
     python src/stylize.py ckpt=zoo:candy input=clip.mp4 output=styled.mp4 video.crf=18
 
@@ -28,12 +28,12 @@ from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
 from perceptual.fusion import FUSION_OPTIONS, with_fusion
+from perceptual.image_files import plan_outputs, transform_files
 from perceptual.inference import Runner, load_net
 from perceptual.postprocess import with_style_controls
-from perceptual.stylize import plan_outputs, transform_files
-from perceptual.stylize_video import transform_video, video_settings
 from perceptual.tiling import with_tiling
 from perceptual.video import is_video_file
+from perceptual.video_files import transform_video, video_settings
 
 
 @entry_point("stylize")

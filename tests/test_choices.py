@@ -56,7 +56,7 @@ def _criterion() -> PerceptualCriterion:
         (lambda: initial_image("zeros", torch.zeros(1, 3, 4, 4)), "init=zeros .* content, noise"),
         (lambda: optimize_image(_criterion(), torch.zeros(1, 3, 4, 4), optimizer="sgd"), "optimizer=sgd .* lbfgs"),
         (lambda: resolve_input(None, "urban100", "/data", 4), "benchmark=urban100 .* set5, set14"),
-        (lambda: StyleBankFusion(StyleBankNet(2, width=2), styles=[0, 1], regions="slic"), "regions=slic .* kmeans"),
+        (lambda: StyleBankFusion(StyleBankNet(2, width=2), banks=[0, 1], regions="slic"), "regions=slic .* kmeans"),
     ],
 )
 def test_every_option_with_fixed_values_uses_the_check(make: Callable[[], object], message: str) -> None:

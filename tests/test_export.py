@@ -109,7 +109,7 @@ def test_onnx_graph_declares_dynamic_axes_and_carries_metadata(exported) -> None
         "num_styles": 0,
     }
     _, bank_path = exported["stylebank", "torchscript"]
-    assert read_metadata(bank_path)["inputs"] == ["image", "style"] and read_metadata(bank_path)["num_styles"] == 3
+    assert read_metadata(bank_path)["inputs"] == ["image", "bank"] and read_metadata(bank_path)["num_styles"] == 3
 
 
 def test_min_side_is_the_smallest_size_that_reflects_everywhere() -> None:

@@ -71,7 +71,7 @@ def test_keep_chroma_takes_luma_from_one_image_and_chroma_from_the_other() -> No
 def test_preserve_color_keeps_the_inputs_chroma_within_1_5_levels_after_8bit(make_net) -> None:
     net = make_net()
     photo = _photo()
-    apply = with_fusion(net, net, {"style": 1} if isinstance(net, StyleBankNet) else {})
+    apply = with_fusion(net, net, {"bank": 1} if isinstance(net, StyleBankNet) else {})
     with torch.no_grad():
         styled = apply(photo)
         kept = with_style_controls(apply, net, preserve_color=True)(photo)
@@ -88,7 +88,7 @@ def test_preserve_color_keeps_the_inputs_chroma_within_1_5_levels_after_8bit(mak
 def test_strength_blends_from_the_input_to_the_full_stylisation(make_net, preserve_color: bool) -> None:
     net = make_net()
     photo = _photo(seed=1)
-    apply = with_fusion(net, net, {"style": 0} if isinstance(net, StyleBankNet) else {})
+    apply = with_fusion(net, net, {"bank": 0} if isinstance(net, StyleBankNet) else {})
     with torch.no_grad():
         outputs = {s: with_style_controls(apply, net, s, preserve_color)(photo) for s in (0.0, 0.25, 0.5, 0.75, 1.0)}
         full = StyleControls(preserve_color=preserve_color)(photo, apply(photo))

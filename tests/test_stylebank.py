@@ -121,8 +121,8 @@ def test_one_hot_fusion_reproduces_a_single_style_exactly() -> None:
     x = torch.rand(2, 3, 24, 20)
     with torch.no_grad():
         for style in range(3):
-            assert torch.equal(net(x, weights=StyleBankFusion(net, style=style)(x)), net(x, style_index=style))
-            one_hot = StyleBankFusion(net, styles=[style, (style + 1) % 3], weights=[1.0, 0.0])(x)
+            assert torch.equal(net(x, weights=StyleBankFusion(net, bank=style)(x)), net(x, style_index=style))
+            one_hot = StyleBankFusion(net, banks=[style, (style + 1) % 3], weights=[1.0, 0.0])(x)
             assert torch.equal(net(x, weights=one_hot), net(x, style_index=style))
 
 
@@ -137,7 +137,7 @@ def test_linear_fusion_equals_mixing_the_bank_kernels() -> None:
         mixed.bias.copy_(sum(wi * c.bias for wi, c in zip(w, convs)))
         features = net.encoder(x)
         styled = mixed(nn.functional.pad(features, (1, 1, 1, 1), mode="reflect"))
-        fused = net(x, weights=StyleBankFusion(net, styles=[0, 1, 2], weights=w)(x))
+        fused = net(x, weights=StyleBankFusion(net, banks=[0, 1, 2], weights=w)(x))
         torch.testing.assert_close(fused, net.decoder(styled), rtol=1e-4, atol=1e-5)
 
 
@@ -154,10 +154,10 @@ def test_masks_partition_the_image(tmp_path: Path) -> None:
     _write_masks(tmp_path / "masks", 40, 60)
     images = torch.rand(2, 3, 30, 45)
     images[1, :, :15] *= 0.2  # a dark half: k-means has something to find
-    by_masks = StyleBankFusion(net, styles=[2, 0], masks=tmp_path / "masks")
-    for fusion in (by_masks, StyleBankFusion(net, styles=[0, 1, 2], regions="kmeans")):
+    by_masks = StyleBankFusion(net, banks=[2, 0], masks=tmp_path / "masks")
+    for fusion in (by_masks, StyleBankFusion(net, banks=[0, 1, 2], regions="kmeans")):
         masks = fusion.region_masks(images)
-        assert masks.shape == (2, len(fusion.styles), 30, 45)
+        assert masks.shape == (2, len(fusion.banks), 30, 45)
         assert set(masks.unique().tolist()) <= {0.0, 1.0} and torch.equal(masks.sum(dim=1), torch.ones(2, 30, 45))
         cells = feature_weights(masks, net.downsample)
         assert cells.shape[-2:] == net.feature_size(30, 45) and cells.min() >= 0
@@ -169,20 +169,20 @@ def test_masks_partition_the_image(tmp_path: Path) -> None:
     assert masked[0, 0, :, :14].eq(1).all() and masked[0, 1, :, 16:].eq(1).all()  # a_left.png -> style 2 on the left
     halves = torch.full((1, 3, 30, 45), 0.9)
     halves[..., :20] = 0.1
-    regions = StyleBankFusion(net, styles=[1, 2], regions="kmeans").region_masks(halves)
+    regions = StyleBankFusion(net, banks=[1, 2], regions="kmeans").region_masks(halves)
     assert regions[0, 0, :, :20].eq(1).all() and regions[0, 1, :, 20:].eq(1).all()  # the darker region -> styles[0]
 
 
 @pytest.mark.parametrize(
     "options",
     [
-        {"styles": [0, 1], "weights": [0.5, 0.6]},
-        {"styles": [0, 1], "weights": [1.0]},
-        {"style": 3},
-        {"style": 0, "styles": [1]},
+        {"banks": [0, 1], "weights": [0.5, 0.6]},
+        {"banks": [0, 1], "weights": [1.0]},
+        {"bank": 3},
+        {"bank": 0, "banks": [1]},
         {"weights": [1.0]},
-        {"styles": [0, 1], "regions": "watershed"},
-        {"styles": [0, 1], "regions": "kmeans", "k": 3},
+        {"banks": [0, 1], "regions": "watershed"},
+        {"banks": [0, 1], "regions": "kmeans", "k": 3},
     ],
 )
 def test_fusion_rejects_bad_options(options: dict) -> None:
@@ -192,9 +192,9 @@ def test_fusion_rejects_bad_options(options: dict) -> None:
 
 def test_fusion_options_are_for_stylebank_only() -> None:
     apply = object()
-    assert with_fusion(apply, StyleTransferNet(width=4, n_residual=1), {"style": None}) is apply
-    with pytest.raises(ConfigError, match="style="):
-        with_fusion(apply, StyleTransferNet(width=4, n_residual=1), {"style": 1})
+    assert with_fusion(apply, StyleTransferNet(width=4, n_residual=1), {"bank": None}) is apply
+    with pytest.raises(ConfigError, match="bank="):
+        with_fusion(apply, StyleTransferNet(width=4, n_residual=1), {"bank": 1})
 
 
 # --- training --------------------------------------------------------------------------------------------------------
@@ -305,10 +305,10 @@ def test_stylize_fusion_modes(trained_runs: tuple[Path, Path], tmp_path: Path) -
     Image.fromarray((np.random.default_rng(0).random((36, 44, 3)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     _write_masks(tmp_path / "masks", 36, 44)
     modes = {
-        "single": ["style=3"],
-        "linear": ["styles=[0,3]", "weights=[0.25,0.75]", "strength=0.5"],
-        "masks": ["styles=[1,3]", f"masks={tmp_path / 'masks'}"],
-        "kmeans": ["styles=[0,1,2]", "regions=kmeans", "k=3"],
+        "single": ["bank=3"],
+        "linear": ["banks=[0,3]", "weights=[0.25,0.75]", "strength=0.5"],
+        "masks": ["banks=[1,3]", f"masks={tmp_path / 'masks'}"],
+        "kmeans": ["banks=[0,1,2]", "regions=kmeans", "k=3"],
     }
     ckpt = incremental / "checkpoints" / "last.ckpt"
     outputs = {}

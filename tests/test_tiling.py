@@ -107,7 +107,7 @@ def test_region_mask_fusion_is_cropped_per_tile(tmp_path: Path) -> None:
     diagonal = (xx * height > yy * width * 0.7).astype(np.uint8) * 255  # a boundary crossing tiles at every angle
     Image.fromarray(diagonal).save(tmp_path / "a.png")
     Image.fromarray(255 - diagonal).save(tmp_path / "b.png")
-    options = {"styles": [0, 2], "masks": str(tmp_path)}
+    options = {"banks": [0, 2], "masks": str(tmp_path)}
     runner = Runner(net, "cpu")
     tiled = TiledApply(runner, net, tile)
     _assert_tiled(net, tiled, images)

@@ -16,7 +16,6 @@ from perceptual.data.sample import builtin_image
 from perceptual.errors import ConfigError, DataError
 from perceptual.metrics import psnr
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
-from perceptual.stylize_video import transform_video
 from perceptual.temporal import (
     Stabiliser,
     consistency_mask,
@@ -25,6 +24,7 @@ from perceptual.temporal import (
     warping_error,
 )
 from perceptual.video import EncoderSettings, VideoReader, VideoWriter
+from perceptual.video_files import transform_video
 
 FPS = Fraction(24)
 SAMPLE_RATE = 8000

@@ -42,8 +42,8 @@ SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96),
 STYLEBANK_NET = "stylebank"
 # (label, stylize options) of the fusion columns: banks 0 and 1 half and half, and one bank per colour region
 STYLEBANK_FUSIONS = (
-    ("linear 0.5/0.5 of banks 0, 1", {"styles": [0, 1], "weights": [0.5, 0.5]}),
-    ("regions (k-means) banks 0, 1", {"styles": [0, 1], "regions": "kmeans"}),
+    ("linear 0.5/0.5 of banks 0, 1", {"banks": [0, 1], "weights": [0.5, 0.5]}),
+    ("regions (k-means) banks 0, 1", {"banks": [0, 1], "regions": "kmeans"}),
 )
 LABEL_HEIGHT = 18
 
@@ -127,7 +127,7 @@ def super_resolution(zoom: int = 2) -> None:
 def stylebank() -> None:
     net, metadata = load_net(f"zoo:{STYLEBANK_NET}")
     runner = Runner(net, device="cpu")
-    banks = [with_fusion(runner, net, {"style": index}) for index in range(net.num_styles)]
+    banks = [with_fusion(runner, net, {"bank": index}) for index in range(net.num_styles)]
     fusions = [with_fusion(runner, net, options) for _, options in STYLEBANK_FUSIONS]
     rows = []
     for name in PHOTOS:

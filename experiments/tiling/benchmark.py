@@ -34,8 +34,8 @@ def worker(args: argparse.Namespace) -> None:
     """One configuration: print the seconds ``transform_files`` took as JSON (nothing with ``--idle``)."""
     import torch
 
+    from perceptual.image_files import transform_files
     from perceptual.inference import Runner, load_net
-    from perceptual.stylize import transform_files
     from perceptual.tiling import with_tiling
 
     if args.threads:

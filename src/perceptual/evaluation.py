@@ -26,12 +26,12 @@ from perceptual.choices import check_choice
 from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
+from perceptual.image_files import BatchReport
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import save_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference import Precision, Runner, load_net
 from perceptual.metrics import psnr_y, sharpness_y, ssim_y
-from perceptual.stylize import BatchReport
 from perceptual.tiling import AUTO, with_tiling
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ Every exported graph takes ``image``, float32 RGB [N, 3, H, W] in [0, 1], and re
 and the crop back happen inside the graph, so one file serves every image size from the net's smallest side up
 (:func:`min_side`; below it the nets' reflection padding would fall back to replicate padding, a branch that
 ONNX graphs do not carry; TorchScript keeps it and takes any size). StyleBank graphs take a second input:
-``style`` (int64 [N], the bank of each image) or ``weights`` (float32 [N, num_styles], linear fusion weights
+``bank`` (int64 [N], the bank of each image) or ``weights`` (float32 [N, num_styles], linear fusion weights
 summing to 1); every bank runs and the weights mix them, since a graph cannot skip unused banks.
 
 ONNX goes through ``torch.export`` (the exporter ``torch.onnx.export`` uses by default) with dynamic dimensions.
@@ -52,7 +52,7 @@ LARGEST_MIN_SIDE = 4096
 
 class StyleBankGraph(nn.Module):
     """:meth:`StyleBankNet.forward` with linear fusion weights, in a form that exports: the bank choice is a tensor
-    input, ``style`` int64 [N] (``by_index``) or fusion ``weights`` float [N, num_styles], and every bank runs (the
+    input, ``bank`` int64 [N] (``by_index``) or fusion ``weights`` float [N, num_styles], and every bank runs (the
     net skips banks of zero weight, a data-dependent branch); the weights (one-hot for an index) mix their outputs.
     Holds the net's parts, not the net, so that TorchScript compiles only this forward."""
 
@@ -88,7 +88,7 @@ class Graph:
         image = torch.rand(batch, 3, height, width, generator=generator)
         if not self.num_styles:
             return (image,)
-        if self.input_names[1] == "style":
+        if self.input_names[1] == "bank":
             return image, torch.arange(batch) % self.num_styles
         return image, torch.rand(batch, self.num_styles, generator=generator).softmax(dim=1)
 
@@ -104,7 +104,7 @@ def graph_for(net: nn.Module, stylebank: StyleBankInput | None = None) -> Graph:
         check_choice("stylebank", stylebank, StyleBankInput)
         net.eval()
         if stylebank == "index":
-            return Graph(StyleBankGraph(net, by_index=True).eval(), ("image", "style"), net, net.num_styles)
+            return Graph(StyleBankGraph(net, by_index=True).eval(), ("image", "bank"), net, net.num_styles)
 
         def fused(image: Tensor, weights: Tensor) -> Tensor:
             return net(image, weights=weights[:, :, None, None])

@@ -2,13 +2,13 @@
 
 A choice of banks becomes per-bank weight maps at the feature resolution:
 
-- ``style=i``: bank ``i`` alone (one-hot weights: exactly the single-style output).
-- ``styles=[i, j, ...] weights=[...]``: linear fusion ``(sum_i w_i K_i) * F``; the weights must sum
+- ``bank=i``: bank ``i`` alone (one-hot weights: exactly the single-style output).
+- ``banks=[i, j, ...] weights=[...]``: linear fusion ``(sum_i w_i K_i) * F``; the weights must sum
   to 1 (equal weights when omitted).
-- ``styles=[...] masks=<folder>``: region-wise fusion with one grayscale mask ``M_i`` per style,
+- ``banks=[...] masks=<folder>``: region-wise fusion with one grayscale mask ``M_i`` per bank,
   matched in file-name order; each pixel goes to its brightest mask.
-- ``styles=[...] regions=kmeans``: the masks are k-means regions of the content image's colours,
-  one per style, ordered from the darkest cluster centre to the brightest.
+- ``banks=[...] regions=kmeans``: the masks are k-means regions of the content image's colours,
+  one per bank, ordered from the darkest cluster centre to the brightest.
 
 Masks are a partition of the image (every pixel in exactly one region). At the feature
 resolution each cell gets the share of its ``downsample x downsample`` pixels in every region:
@@ -42,7 +42,7 @@ from perceptual.nets.stylebank import StyleBankNet
 
 log = logging.getLogger(__name__)
 
-FUSION_OPTIONS = ("style", "styles", "weights", "masks", "regions", "k")  # the stylize CLI keys
+FUSION_OPTIONS = ("bank", "banks", "weights", "masks", "regions", "k")  # the stylize CLI keys
 Regions = Literal["kmeans"]
 WEIGHT_SUM_TOLERANCE = 1e-6
 KMEANS_MAX_PIXELS = 20_000  # k-means is fitted on a random subset of pixels, then labels every pixel
@@ -51,7 +51,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 def kmeans_labels(image: Tensor, k: int, seed: int = 0) -> Tensor:
     """[H, W] labels 0..k-1 of k-means clusters of the pixel colours of ``image`` [3, H, W],
-    numbered from the darkest cluster centre to the brightest (so a style list reads dark to light)."""
+    numbered from the darkest cluster centre to the brightest (so a list of banks reads dark to light)."""
     from sklearn.cluster import KMeans  # slow to import; only regions=kmeans needs it
 
     height, width = image.shape[-2:]
@@ -93,19 +93,19 @@ class StyleBankFusion:
 
     Args:
         net: the StyleBank net (its number of banks and downsampling factor).
-        style: one bank (default 0 when neither ``style`` nor ``styles`` is given).
-        styles: banks to fuse; with ``weights``, ``masks`` or ``regions``.
-        weights: linear-fusion weights, one per entry of ``styles``, summing to 1.
-        masks: folder of grayscale mask images, one per entry of ``styles`` in file-name order.
+        bank: one bank (default 0 when neither ``bank`` nor ``banks`` is given).
+        banks: banks to fuse; with ``weights``, ``masks`` or ``regions``.
+        weights: linear-fusion weights, one per entry of ``banks``, summing to 1.
+        masks: folder of grayscale mask images, one per entry of ``banks`` in file-name order.
         regions: ``kmeans``: masks from k-means on each content image's colours.
-        k: number of k-means regions; must equal the number of styles (default).
+        k: number of k-means regions; must equal the number of banks (default).
     """
 
     def __init__(
         self,
         net: StyleBankNet,
-        style: int | None = None,
-        styles: Sequence[int] | None = None,
+        bank: int | None = None,
+        banks: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
         masks: str | Path | None = None,
         regions: Regions | None = None,
@@ -113,17 +113,17 @@ class StyleBankFusion:
     ) -> None:
         self.num_styles = net.num_styles
         self.downsample = net.downsample
-        if style is not None and styles is not None:
-            raise ConfigError("pass style=<i> for one bank or styles=[i,j,...] to fuse banks, not both")
-        if styles is None and any(option is not None for option in (weights, masks, regions, k)):
-            raise ConfigError("weights, masks, regions and k fuse banks: also pass styles=[i,j,...]")
-        self.styles = [int(s) for s in styles] if styles is not None else [0 if style is None else int(style)]
-        for index in self.styles:
+        if bank is not None and banks is not None:
+            raise ConfigError("pass bank=<i> for one bank or banks=[i,j,...] to fuse banks, not both")
+        if banks is None and any(option is not None for option in (weights, masks, regions, k)):
+            raise ConfigError("weights, masks, regions and k fuse banks: also pass banks=[i,j,...]")
+        self.banks = [int(b) for b in banks] if banks is not None else [0 if bank is None else int(bank)]
+        for index in self.banks:
             if not 0 <= index < self.num_styles:
                 last = self.num_styles - 1
-                raise ConfigError(f"style {index} out of range: the checkpoint has style banks 0..{last}")
-        if not self.styles:
-            raise ConfigError("styles=[] is empty; pass styles=[i,j,...]")
+                raise ConfigError(f"bank {index} out of range: the checkpoint has style banks 0..{last}")
+        if not self.banks:
+            raise ConfigError("banks=[] is empty; pass banks=[i,j,...]")
         if masks is not None and regions is not None:
             raise ConfigError("pass masks=<folder> or regions=kmeans, not both")
         if (masks is not None or regions is not None) and weights is not None:
@@ -133,36 +133,36 @@ class StyleBankFusion:
         self.linear: Tensor | None = None
         if regions is not None:
             check_choice("regions", regions, Regions)
-            if k is not None and k != len(self.styles):
-                raise ConfigError(f"k={k} regions for {len(self.styles)} styles; give one style per region")
+            if k is not None and k != len(self.banks):
+                raise ConfigError(f"k={k} regions for {len(self.banks)} banks; give one bank per region")
         elif k is not None:
             raise ConfigError("k is the number of regions for regions=kmeans")
         elif masks is not None:
             self.masks = [load_image(path).mean(dim=0, keepdim=True) for path in list_images(masks, recursive=False)]
-            if len(self.masks) != len(self.styles):
-                raise ConfigError(f"masks={masks} holds {len(self.masks)} mask image(s) for {len(self.styles)} styles")
+            if len(self.masks) != len(self.banks):
+                raise ConfigError(f"masks={masks} holds {len(self.masks)} mask image(s) for {len(self.banks)} banks")
         else:
-            shares = [1.0 / len(self.styles)] * len(self.styles) if weights is None else [float(w) for w in weights]
-            if len(shares) != len(self.styles):
-                raise ConfigError(f"{len(shares)} weights for {len(self.styles)} styles; give one weight per style")
+            shares = [1.0 / len(self.banks)] * len(self.banks) if weights is None else [float(w) for w in weights]
+            if len(shares) != len(self.banks):
+                raise ConfigError(f"{len(shares)} weights for {len(self.banks)} banks; give one weight per bank")
             if not math.isclose(sum(shares), 1.0, abs_tol=WEIGHT_SUM_TOLERANCE):
                 raise ConfigError(f"weights={shares} sum to {sum(shares):g}; linear fusion needs weights summing to 1")
             self.linear = torch.tensor(shares).view(1, -1, 1, 1)
 
     def region_masks(self, images: Tensor) -> Tensor:
-        """[B, len(styles), H, W] one-hot masks of ``images`` [B, 3, H, W] (region-wise fusion only)."""
+        """[B, len(banks), H, W] one-hot masks of ``images`` [B, 3, H, W] (region-wise fusion only)."""
         size = tuple(images.shape[-2:])
         if self.masks is not None:
-            return one_hot(mask_labels(self.masks, size), len(self.styles)).expand(images.shape[0], -1, -1, -1)
+            return one_hot(mask_labels(self.masks, size), len(self.banks)).expand(images.shape[0], -1, -1, -1)
         if self.regions is None:
             raise ValueError("region masks need masks=<folder> or regions=kmeans")
-        return one_hot(torch.stack([kmeans_labels(image, len(self.styles)) for image in images]), len(self.styles))
+        return one_hot(torch.stack([kmeans_labels(image, len(self.banks)) for image in images]), len(self.banks))
 
     def __call__(self, images: Tensor) -> Tensor:
         """Weights [B|1, num_styles, h|1, w|1] for ``images``, one channel per bank."""
         shares = self.linear if self.linear is not None else feature_weights(self.region_masks(images), self.downsample)
         weights = shares.new_zeros(shares.shape[0], self.num_styles, *shares.shape[2:])
-        return weights.index_add_(1, torch.tensor(self.styles), shares)
+        return weights.index_add_(1, torch.tensor(self.banks), shares)
 
 
 def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:
@@ -178,6 +178,6 @@ def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[s
             raise ConfigError(f"{keys} only apply to StyleBank checkpoints; this one holds a {type(net).__name__}")
         return apply
     if not chosen:
-        log.info("StyleBank checkpoint with %d style banks: using style 0 (pass style=<i>)", net.num_styles)
+        log.info("StyleBank checkpoint with %d style banks: using bank 0 (pass bank=<i>)", net.num_styles)
     fusion = StyleBankFusion(net, **chosen)
     return lambda images: apply(images, weights=fusion(images))

@@ -1,4 +1,4 @@
-"""Apply a trained net to an image or a folder: batched by size, every good file written even
+"""Apply a trained net to image files (one image or a folder): batched by size, every good file written even
 when some inputs are unreadable."""
 
 from __future__ import annotations
