@@ -40,11 +40,12 @@ SR_NETS = ("sr_x4_pixel", "sr_x4_perceptual")
 # (benchmark image, top, left, side) of the SR crops, in HR pixels
 SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
 STYLEBANK_NET = "stylebank"
-# (label, stylize options) of the fusion columns: banks 0 and 1 half and half, and one bank per colour region
+# (label, stylize options) of the fusion columns: two contrasting banks half and half, and one per colour region
 STYLEBANK_FUSIONS = (
-    ("linear 0.5/0.5 of banks 0, 1", {"banks": [0, 1], "weights": [0.5, 0.5]}),
-    ("regions (k-means) banks 0, 1", {"banks": [0, 1], "regions": "kmeans"}),
+    ("banks 1+4, linear 0.5/0.5", {"banks": [1, 4], "weights": [0.5, 0.5]}),
+    ("banks 1|4, k-means regions", {"banks": [1, 4], "regions": "kmeans"}),
 )
+STYLEBANK_PHOTO_SIZE = 160
 LABEL_HEIGHT = 18
 
 
@@ -131,10 +132,10 @@ def stylebank() -> None:
     fusions = [with_fusion(runner, net, options) for _, options in STYLEBANK_FUSIONS]
     rows = []
     for name in PHOTOS:
-        image = photo(name)[None]
+        image = photo(name, STYLEBANK_PHOTO_SIZE)[None]
         rows.append([to_pil(image[0])] + [to_pil(apply(image)[0]) for apply in (*banks, *fusions)])
-    styles = [to_pil(TF.resize(load_image(style), 128, antialias=True)) for style in metadata.styles]
-    blank = Image.new("RGB", (8, 128), "white")
+    styles = [to_pil(TF.resize(load_image(style), 96, antialias=True)) for style in metadata.styles]
+    blank = Image.new("RGB", (8, 96), "white")
     labels = ["photo", *[f"bank {i}: {Path(s).stem}" for i, s in enumerate(metadata.styles)]]
     labels += [label for label, _ in STYLEBANK_FUSIONS]
     grid([[blank, *styles, blank, blank]] + rows, labels).save(HERE / "stylebank.jpg", quality=85)

@@ -2,6 +2,7 @@
 edge correlation (see perceptual.quality). Prints a table, writes results.json and the images.
 
     python experiments/style_quality/judge.py --ckpt zoo:starry_night --style starry_night --out /tmp/judged
+    python experiments/style_quality/judge.py --ckpt zoo:stylebank --bank 2        # style from the checkpoint
     python experiments/style_quality/judge.py --image result.png --photo chicago.jpg --style starry_night.jpg
 
 Photos are judged at 256 px on the shorter side; the style image at 256 px too (as trained).
@@ -18,7 +19,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
-from perceptual.errors import DataError
+from perceptual.errors import ConfigError, DataError
+from perceptual.fusion import with_fusion
 from perceptual.imaging.io import list_images, load_image, save_image
 from perceptual.inference import Runner, load_net
 from perceptual.quality import StyleJudge
@@ -39,22 +41,26 @@ def main() -> None:
     parser.add_argument("--ckpt", help="style-net checkpoint (or zoo:<name>)")
     parser.add_argument("--image", type=Path, help="an already stylised image (with --photo)")
     parser.add_argument("--photo", type=Path, help="the photo --image was made from")
-    parser.add_argument("--style", required=True, help="style image path or shared style name")
+    parser.add_argument("--style", help="style image path or shared style name (default: the checkpoint's)")
+    parser.add_argument("--bank", type=int, help="StyleBank checkpoints: the bank to judge")
     parser.add_argument("--photos", type=Path, default=SHARED / "content", help="held-out photos")
     parser.add_argument("--size", type=int, default=256, help="shorter side of photos and style")
     parser.add_argument("--out", type=Path, help="write stylised images and results.json here")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
-    judge = StyleJudge(resolve_image(style_path(args.style), "style", args.size))
+    net, metadata = load_net(args.ckpt) if args.ckpt else (None, None)
+    style = args.style or (metadata and metadata.styles and metadata.styles[args.bank or 0])
+    if not style:
+        raise ConfigError("pass --style <image or shared style name>: the checkpoint records no style")
+    judge = StyleJudge(resolve_image(style_path(style), "style", args.size))
     failed: list[DataError] = []
-    if args.image is not None:
+    if net is None:
         photo = TF.resize(load_image(args.photo), args.size, antialias=True)
         output = TF.resize(load_image(args.image), list(photo.shape[-2:]), antialias=True)
         results = {args.photo.stem: judge.score(output, photo).as_dict()}
     else:
-        net, _ = load_net(args.ckpt)
-        runner = Runner(net, device="cpu")
+        runner = with_fusion(Runner(net, device="cpu"), net, {"bank": args.bank})
         results = {}
         for path in list_images(args.photos):
             try:
