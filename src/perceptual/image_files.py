@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
 
 from perceptual.errors import DataError
 from perceptual.imaging.io import is_image_file, list_images, load_image, read_image_size, save_image
@@ -65,7 +66,8 @@ def transform_files(
     batch_size: int = 4,
     max_size: int | None = None,
 ) -> BatchReport:
-    """Run ``apply`` ([B,3,H,W] -> [B,3,H',W']) over the files, batching images of equal size."""
+    """Run ``apply`` ([B,3,H,W] -> [B,3,H',W']) over the files, batching images of equal size; a progress bar per
+    image on a terminal (tiled runs add one per tile)."""
     report = BatchReport()
     groups: dict[tuple[int, int], list[tuple[Path, Path]]] = defaultdict(list)
     for source, target in pairs:
@@ -73,23 +75,33 @@ def transform_files(
             groups[read_image_size(source)].append((source, target))
         except DataError as error:
             report.fail(source, str(error))
-    for group in groups.values():
-        for start in range(0, len(group), batch_size):
-            chunk, images = [], []
-            for source, target in group[start : start + batch_size]:
-                try:
-                    images.append(_fit(load_image(source), max_size))
-                    chunk.append((source, target))
-                except DataError as error:
-                    report.fail(source, str(error))
-            if not images:
-                continue
-            outputs = apply(torch.stack(images))
-            for (source, target), output in zip(chunk, outputs):
-                try:
-                    report.written.append(save_image(output, target))
-                except DataError as error:
-                    report.fail(source, str(error))
-                    continue
-                log.info("%s -> %s", source, target)
+    with tqdm(total=sum(map(len, groups.values())), unit="image", disable=None) as bar:
+        for group in groups.values():
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                _transform_chunk(apply, chunk, max_size, report)
+                bar.update(len(chunk))
     return report
+
+
+def _transform_chunk(
+    apply: Callable[[Tensor], Tensor], pairs: list[tuple[Path, Path]], max_size: int | None, report: BatchReport
+) -> None:
+    """One batch of equally sized files: read, apply, write; failures go to ``report``."""
+    readable, images = [], []
+    for source, target in pairs:
+        try:
+            images.append(_fit(load_image(source), max_size))
+            readable.append((source, target))
+        except DataError as error:
+            report.fail(source, str(error))
+    if not images:
+        return
+    outputs = apply(torch.stack(images))
+    for (source, target), output in zip(readable, outputs):
+        try:
+            report.written.append(save_image(output, target))
+        except DataError as error:
+            report.fail(source, str(error))
+            continue
+        log.info("%s -> %s", source, target)
