@@ -75,6 +75,7 @@ def log_hparams_summary(loggers: list[Logger], cfg: DictConfig, metrics: Mapping
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=final, step=step)
+            logger.finalize("success")  # fit closed the event writer and this reopened one: flush and close it too
 
 
 def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_dir: Path) -> None:
