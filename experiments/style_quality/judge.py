@@ -19,7 +19,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
-from perceptual.errors import ConfigError, DataError
+from perceptual.errors import DataError
 from perceptual.fusion import with_fusion
 from perceptual.imaging.io import list_images, load_image, save_image
 from perceptual.inference import Runner, load_net
@@ -49,10 +49,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
+    if (args.ckpt is None) == (args.image is None):
+        parser.error("pass --ckpt <checkpoint>, or --image <file> with --photo <file>")
     net, metadata = load_net(args.ckpt) if args.ckpt else (None, None)
-    style = args.style or (metadata and metadata.styles and metadata.styles[args.bank or 0])
-    if not style:
-        raise ConfigError("pass --style <image or shared style name>: the checkpoint records no style")
+    style = args.style or (metadata.styles[args.bank or 0] if metadata and metadata.styles else None)
+    if style is None:
+        parser.error("pass --style <image or shared style name>: the checkpoint records no style")
     judge = StyleJudge(resolve_image(style_path(style), "style", args.size))
     failed: list[DataError] = []
     if net is None:
