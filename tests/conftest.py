@@ -97,9 +97,10 @@ def save_net(path: Path, net: torch.nn.Module, task: str = "style", styles: tupl
     return path
 
 
-def run_command(script: str, *overrides: str) -> int:
-    """``python src/<script> <overrides>`` in this process (its config: ``conf/<script stem>.yaml``); the exit code."""
-    return run_entry_point(script, compose_config(Path(script).stem, *overrides))
+def run_command(script: str, *overrides: str, output_dir: Path | None = None) -> int:
+    """``python src/<script> <overrides>`` in this process (its config: ``conf/<script stem>.yaml``, ``output_dir`` as
+    in :func:`compose_config`); the exit code."""
+    return run_entry_point(script, compose_config(Path(script).stem, *overrides, output_dir=output_dir))
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import compose_config, run_entry_point, train_run
+from conftest import run_command, train_run
 from perceptual.data.sample import builtin_image
 from perceptual.imaging.io import load_image
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
@@ -112,7 +112,7 @@ def test_panels_are_logged_one_image_per_layer(tmp_path: Path) -> None:
 
 def test_optimize_image_command_writes_image_curve_and_logs(tmp_path: Path) -> None:
     overrides = ("loss_net.weights=random", "image_size=32", "style_size=32", "steps=5", "log_every=5", "init=noise")
-    assert run_entry_point("optimize_image.py", compose_config("optimize_image", *overrides, output_dir=tmp_path)) == 0
+    assert run_command("optimize_image.py", *overrides, output_dir=tmp_path) == 0
     assert load_image(tmp_path / "result.png").shape == (3, 32, 32)
     rows = list(csv.DictReader((tmp_path / "loss_curve.csv").read_text().splitlines()))
     assert list(rows[0]) == ["iteration", "seconds", "loss", "content", "style", "tv"] and len(rows) == 5

@@ -13,7 +13,15 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import compose_config, error_lines, run_cli, run_entry_point, train_run, write_bad_images, write_images
+from conftest import (
+    compose_config,
+    error_lines,
+    run_cli,
+    run_command,
+    train_run,
+    write_bad_images,
+    write_images,
+)
 from perceptual.checkpoints import checkpoint_metadata, read_checkpoint
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRBenchmark, SRDegradation, modcrop
@@ -131,7 +139,7 @@ def test_pixel_loss_run_with_benchmark_val_set(tmp_path: Path) -> None:
 
 
 def test_unsupported_scale_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert run_entry_point("train.py", compose_config("train", *FAST_SR, "scale=3", output_dir=tmp_path)) == 2
+    assert run_command("train.py", *FAST_SR, "scale=3", output_dir=tmp_path) == 2
     assert error_lines(capsys.readouterr().err) == ["error: model.scale=3 must be one of: 2, 4, 8; pick one of them"]
 
 
@@ -191,7 +199,7 @@ def test_evaluate_checkpoint_with_histogram_matching(
     run_dir = tmp_path / "run"
     ckpt = sr_run / "checkpoints" / "last.ckpt"
     overrides = (f"input={tmp_path / 'hr'}", "scale=8", f"ckpt={ckpt}", "histogram_match=true", "device=cpu")
-    assert run_entry_point("evaluate.py", compose_config("evaluate", *overrides, output_dir=run_dir)) == 0
+    assert run_command("evaluate.py", *overrides, output_dir=run_dir) == 0
     header = "| image | bicubic PSNR | bicubic SSIM | bicubic sharpness | model PSNR | model SSIM | model sharpness |"
     assert header in capsys.readouterr().out
     means = json.loads((run_dir / "results.json").read_text())

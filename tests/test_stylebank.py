@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from conftest import compose_config, run_entry_point, train_run
+from conftest import run_command, train_run
 from perceptual.checkpoints import CheckpointMetadata, read_checkpoint, slim_checkpoint
 from perceptual.data.images import collate_skipping
 from perceptual.errors import ConfigError, DataError
@@ -314,7 +314,7 @@ def test_stylize_fusion_modes(trained_runs: tuple[Path, Path], tmp_path: Path) -
     outputs = {}
     for mode, options in modes.items():
         overrides = (f"ckpt={ckpt}", f"input={tmp_path}/in.png", f"output={tmp_path}/{mode}.png", "device=cpu")
-        assert run_entry_point("stylize.py", compose_config("stylize", *overrides, *options)) == 0, mode
+        assert run_command("stylize.py", *overrides, *options) == 0, mode
         outputs[mode] = np.asarray(Image.open(tmp_path / f"{mode}.png")).astype(int)
         assert outputs[mode].shape == (36, 44, 3)
     net, _ = load_net(ckpt)

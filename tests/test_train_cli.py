@@ -15,7 +15,16 @@ import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import compose_config, error_lines, run_cli, run_entry_point, train_run, write_bad_images, write_images
+from conftest import (
+    compose_config,
+    error_lines,
+    run_cli,
+    run_command,
+    run_entry_point,
+    train_run,
+    write_bad_images,
+    write_images,
+)
 from perceptual.checkpoints import checkpoint_metadata, read_checkpoint
 
 
@@ -26,7 +35,7 @@ def event_tags(run_dir: Path) -> dict[str, list[str]]:
 
 
 def stylize(*overrides: str) -> int:
-    return run_entry_point("stylize.py", compose_config("stylize", "device=cpu", *overrides))
+    return run_command("stylize.py", "device=cpu", *overrides)
 
 
 def test_training_leaves_checkpoint_logs_and_samples(style_run: Path) -> None:

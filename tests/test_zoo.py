@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose_config, run_cli, run_entry_point
+from conftest import run_cli, run_command
 from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference import load_net
@@ -91,7 +91,7 @@ def test_listing_command_prints_the_table(
     zoo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv(ZOO_ENV, str(zoo_dir))
-    assert run_entry_point("zoo.py", compose_config("zoo")) == 0
+    assert run_command("zoo.py") == 0
     [entry] = list_entries()
     assert f"| tiny | style | tiny smoke-test net | {entry.size_mb:.1f} | 4 | random |" in capsys.readouterr().out
 
