@@ -134,7 +134,9 @@ def test_export_errors_are_one_line_config_errors(tmp_path: Path, monkeypatch: p
     with pytest.raises(ConfigError, match=r"a torchscript file should end in \.pt"):
         export_net(style, "torchscript", tmp_path / "style.onnx")
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"needs the onnxscript package: pip install perceptual\[export\]"):
+    with pytest.raises(
+        ConfigError, match=r"onnxscript package, which is not installed: pip install .perceptual\[export\]."
+    ):
         export_net(style, "onnx", tmp_path / "style.onnx")
     assert not list(tmp_path.iterdir())
 
