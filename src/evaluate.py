@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         )
         upscale = None
         if cfg.ckpt:
-            options = ("device", "precision", "channels_last", "compile", "tile", "tile_overlap")
+            options = ("device", "precision", "channels_last", "compile", "tile", "tile_overlap", "trust_checkpoint")
             upscale = load_upscaler(cfg.ckpt, cfg.scale, **{key: cfg[key] for key in options})
         results, report = evaluate(dataset, output_dir, upscale, cfg.histogram_match)
     print(results.markdown())

@@ -18,7 +18,7 @@ from perceptual.inference import load_net
 @entry_point("export")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        net, metadata = load_net(cfg.ckpt)
+        net, metadata = load_net(cfg.ckpt, cfg.trust_checkpoint)
         details = {"source": str(cfg.ckpt), "task": metadata.task, "styles": metadata.styles}
         result = export_net(net, cfg.format, cfg.output, cfg.stylebank, details, cfg.verify)
     print(result.summary())

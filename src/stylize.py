@@ -39,7 +39,7 @@ from perceptual.video_files import transform_video, video_settings
 @entry_point("stylize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        net, _ = load_net(cfg.ckpt)
+        net, _ = load_net(cfg.ckpt, cfg.trust_checkpoint)
         runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
         tiled = with_tiling(runner, net, cfg.tile, cfg.tile_overlap)
         apply = with_fusion(tiled, net, {key: cfg.get(key) for key in FUSION_OPTIONS})

@@ -78,10 +78,11 @@ def load_upscaler(
     compile: bool = False,
     tile: int | None = None,
     tile_overlap: int | str = AUTO,
+    trust_checkpoint: bool = False,
 ) -> Upscaler:
     """The checkpoint's SR net as a :class:`Runner` (tiled when ``tile`` is set, see :mod:`perceptual.tiling`);
     refuses other tasks and other scales (the metrics would lie)."""
-    net, metadata = load_net(ckpt)
+    net, metadata = load_net(ckpt, trust_checkpoint)
     if metadata.task != "sr":
         raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
