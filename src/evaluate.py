@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
 from perceptual.data.sr import SRBenchmark
-from perceptual.evaluation import evaluate, load_upscaler, resolve_input
+from perceptual.evaluation.benchmark import evaluate, load_upscaler, resolve_input
 
 
 @entry_point("evaluate")

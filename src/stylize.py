@@ -2,7 +2,7 @@
 
     python src/stylize.py ckpt=outputs/style/<run>/checkpoints/last.ckpt input=photos/ output=styled/
 
-StyleBank checkpoints take a bank or a fusion of banks (see perceptual.fusion):
+StyleBank checkpoints take a bank or a fusion of banks (see perceptual.inference.fusion):
 
     python src/stylize.py ckpt=... input=... output=... bank=2
     python src/stylize.py ckpt=... input=... output=... banks=[0,1] weights=[0.3,0.7]
@@ -12,12 +12,12 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 
     python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
-Large images can be processed in tiles with the untiled result (see perceptual.tiling):
+Large images can be processed in tiles with the untiled result (see perceptual.inference.tiling):
 
     python src/stylize.py ckpt=... input=huge.jpg output=styled.jpg tile=1024
 
 Videos (any container FFmpeg reads) come out as videos with the same frame count, frame rate and audio, stabilised
-along the input's optical flow unless temporal=none (see perceptual.video_files):
+along the input's optical flow unless temporal=none (see perceptual.inference.video_files):
 
     python src/stylize.py ckpt=zoo:candy input=clip.mp4 output=styled.mp4 video.crf=18
 
@@ -27,13 +27,13 @@ Unreadable inputs are reported and skipped; the exit code is 1 if any input fail
 from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
-from perceptual.fusion import FUSION_OPTIONS, with_fusion
-from perceptual.image_files import plan_outputs, transform_files
-from perceptual.inference import Runner, load_net
-from perceptual.postprocess import with_style_controls
-from perceptual.tiling import with_tiling
-from perceptual.video import is_video_file
-from perceptual.video_files import transform_video, video_settings
+from perceptual.inference.fusion import FUSION_OPTIONS, with_fusion
+from perceptual.inference.image_files import plan_outputs, transform_files
+from perceptual.inference.postprocess import with_style_controls
+from perceptual.inference.runner import Runner, load_net
+from perceptual.inference.tiling import with_tiling
+from perceptual.inference.video import is_video_file
+from perceptual.inference.video_files import transform_video, video_settings
 
 
 @entry_point("stylize")

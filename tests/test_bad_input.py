@@ -18,8 +18,8 @@ from perceptual.config_types import check_types
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.data.modules import FolderDataModule
 from perceptual.errors import ConfigError, DataError
-from perceptual.image_files import transform_files
 from perceptual.imaging.io import list_images, load_image, read_image_size
+from perceptual.inference.image_files import transform_files
 
 PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 REASONS = {

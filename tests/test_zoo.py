@@ -11,7 +11,7 @@ import torch
 from conftest import run_cli, run_command
 from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
 from perceptual.errors import ConfigError, DataError
-from perceptual.inference import load_net
+from perceptual.inference.runner import load_net
 from perceptual.zoo import ZOO_DIR, ZOO_ENV, format_table, list_entries, resolve, save_entry
 
 METADATA = {

@@ -39,7 +39,7 @@ import perceptual
 from perceptual.errors import DataError
 
 if TYPE_CHECKING:
-    from perceptual.lossnet import LossNetwork
+    from perceptual.lossnet.vgg import LossNetwork
 
 FORMAT_VERSION = 1
 METADATA_KEY = "perceptual"

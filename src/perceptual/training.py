@@ -18,7 +18,7 @@ from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
-from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
+from perceptual.lossnet.vgg import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 An entry is one file ``<zoo>/<name>.pt``: a slim checkpoint (:func:`perceptual.checkpoints.slim_checkpoint`: the
 checkpoint metadata and the net's weights only, floating tensors as float16 so that the repository stays small) that
-:func:`perceptual.inference.load_net` reads like a training checkpoint, plus :data:`ZOO_KEY`, the metadata that says
-how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists, strings,
-numbers and tensors only, so they load with ``torch.load(weights_only=True)``. Entries written in an earlier
+:func:`perceptual.inference.runner.load_net` reads like a training checkpoint, plus :data:`ZOO_KEY`, the metadata
+that says how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists,
+strings, numbers and tensors only, so they load with ``torch.load(weights_only=True)``. Entries written in an earlier
 checkpoint format load through the checkpoint migration.
 
 The zoo folder is the repository's ``zoo/`` (:data:`ZOO_DIR`); the environment variable ``PERCEPTUAL_ZOO`` points every

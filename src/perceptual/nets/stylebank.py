@@ -3,7 +3,7 @@
 ``O_i = D(K_i(E(I)))`` stylises with bank ``i``; ``O = D(E(I))`` is the auto-encoder (identity)
 branch that keeps E and D free of style. Because a style lives only in its bank, styles can be
 added later (:meth:`StyleBankNet.add_banks`) and mixed at inference (``weights=``, see
-:mod:`perceptual.fusion`).
+:mod:`perceptual.inference.fusion`).
 """
 
 from __future__ import annotations

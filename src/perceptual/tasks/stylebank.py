@@ -26,11 +26,11 @@ from torch import Tensor, nn
 from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.errors import ConfigError, DataError
-from perceptual.inference import load_net
+from perceptual.evaluation.metrics import psnr
+from perceptual.inference.runner import load_net
 from perceptual.losses.base import LossTerm
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.losses.feature import PixelLoss
-from perceptual.metrics import psnr
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.base import TransformTask
 

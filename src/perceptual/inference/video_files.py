@@ -1,6 +1,6 @@
 """Apply a trained net to a video: frames decoded in batches, each batch through the same ``apply`` callable as
 images ([B,3,H,W] -> [B,3,H',W'], so tiling, fusion and colour options compose), optionally stabilised along the
-input's optical flow (:mod:`perceptual.temporal`), re-encoded at the input's frame rate with its audio copied.
+input's optical flow (:mod:`perceptual.inference.temporal`), re-encoded at the input's frame rate with its audio copied.
 
 A video that breaks off part-way is not lost: the frames read before the failure are written and the failure is
 reported (exit code 1).
@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from perceptual.errors import DataError
-from perceptual.temporal import Stabiliser, make_stabiliser
-from perceptual.video import EncoderSettings, VideoReader, VideoWriter, is_video_file
+from perceptual.inference.temporal import Stabiliser, make_stabiliser
+from perceptual.inference.video import EncoderSettings, VideoReader, VideoWriter, is_video_file
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ paper writes ``sum_i K_i(M_i F)``: the same inside each region, without adding e
 over the whole image, and defined for banks deeper than one conv.
 
 How strongly the result is applied (``strength``) is the same pixel blend with the input for every net
-(:mod:`perceptual.postprocess`), not a fusion option.
+(:mod:`perceptual.inference.postprocess`), not a fusion option.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class StyleBankFusion:
 
 
 def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:
-    """``apply`` (e.g. a :class:`~perceptual.inference.Runner` of ``net``) with the fusion ``options``
+    """``apply`` (e.g. a :class:`~perceptual.inference.runner.Runner` of ``net``) with the fusion ``options``
     (keys of :data:`FUSION_OPTIONS`, ``None`` = unset) turned into ``weights`` per batch.
 
     Nets other than StyleBank take no options and get ``apply`` unchanged.

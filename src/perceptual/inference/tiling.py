@@ -305,8 +305,8 @@ def _halo(overlap: Any, geometry: NetGeometry) -> int:
 
 
 class TiledApply:
-    """``apply`` (``[B, 3, H, W] -> [B, 3, sH, sW]``, e.g. a :class:`~perceptual.inference.Runner` of ``net``) run
-    tile by tile on images larger than ``tile``, with the untiled result (see the module doc).
+    """``apply`` (``[B, 3, H, W] -> [B, 3, sH, sW]``, e.g. a :class:`~perceptual.inference.runner.Runner` of
+    ``net``) run tile by tile on images larger than ``tile``, with the untiled result (see the module doc).
 
     Only the input and the output exist at full size; the net sees windows of at most ``tile`` x ``tile`` pixels,
     each moved to the runner's device and back. Keyword arguments pass through; 4-D tensors that are maps over the
