@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from perceptual.errors import ConfigError, ExportError
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import ReflectionPad, check_choice, crop, pad_to_multiple
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.optional import require
@@ -93,9 +94,9 @@ class Graph:
         return image, torch.rand(batch, self.num_styles, generator=generator).softmax(dim=1)
 
 
-def graph_for(net: nn.Module, stylebank: StyleBankInput | None = None) -> Graph:
+def graph_for(net: TransformNet, stylebank: StyleBankInput | None = None) -> Graph:
     """The exportable form of ``net``; StyleBank nets need ``stylebank=index|weights`` (their second input)."""
-    if isinstance(net, StyleBankNet):
+    if net.capabilities.fusion:
         if stylebank is None:
             raise ConfigError(
                 f"this StyleBank checkpoint has {net.num_styles} style banks: pass stylebank=index (a bank per image "
@@ -267,7 +268,7 @@ class ExportResult:
 
 
 def export_net(
-    net: nn.Module,
+    net: TransformNet,
     fmt: Format,
     output: str | Path,
     stylebank: StyleBankInput | None = None,
@@ -291,7 +292,7 @@ def export_net(
         "net": type(net).__name__,
         "inputs": list(graph.input_names),
         "min_side": side,
-        "scale": getattr(net, "upscale", 1),
+        "scale": net.capabilities.scale,
         "num_styles": graph.num_styles,
     }
     if fmt == "onnx":

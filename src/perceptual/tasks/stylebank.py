@@ -94,7 +94,7 @@ class StyleBankTask(TransformTask):
         self.previous_styles: list[str] = []
         if incremental:
             self.net = self._load_trained(init_ckpt, trust_checkpoint)
-        elif not isinstance(self.net, StyleBankNet):
+        elif not self.net.capabilities.fusion:
             raise ConfigError(f"task=stylebank needs a StyleBankNet (model=stylebank), got {type(self.net).__name__}")
         self.first_bank = self.net.num_styles if incremental else 0  # bank of styles[0]
         missing = self.first_bank + len(self.styles) - self.net.num_styles
@@ -109,7 +109,7 @@ class StyleBankTask(TransformTask):
         if not init_ckpt:
             raise DataError("incremental StyleBank training needs init_ckpt=<stylebank run>/checkpoints/last.ckpt")
         net, metadata = load_net(init_ckpt, trust)
-        if not isinstance(net, StyleBankNet):
+        if not net.capabilities.fusion:
             kind = type(net).__name__
             raise DataError(f"init_ckpt={init_ckpt} holds a {kind}, not a StyleBank net; train task=stylebank first")
         log.info("incremental: %d bank(s) from %s (model.* is ignored)", net.num_styles, init_ckpt)
