@@ -27,11 +27,9 @@ Unreadable inputs are reported and skipped; the exit code is 1 if any input fail
 from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
-from perceptual.inference.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference.image_files import plan_outputs, transform_files
-from perceptual.inference.postprocess import with_style_controls
-from perceptual.inference.runner import Runner, load_net
-from perceptual.inference.tiling import with_tiling
+from perceptual.inference.pipeline import PipelineOptions, build_pipeline
+from perceptual.inference.runner import load_net
 from perceptual.inference.video import is_video_file
 from perceptual.inference.video_files import transform_video, video_settings
 
@@ -40,10 +38,7 @@ from perceptual.inference.video_files import transform_video, video_settings
 def main(cfg: DictConfig) -> None:
     with report_errors():
         net, _ = load_net(cfg.ckpt, cfg.trust_checkpoint)
-        runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-        tiled = with_tiling(runner, net, cfg.tile, cfg.tile_overlap)
-        apply = with_fusion(tiled, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
-        apply = with_style_controls(apply, net, cfg.strength, cfg.preserve_color)
+        apply = build_pipeline(net, PipelineOptions.from_config(cfg))
         if is_video_file(cfg.input):
             stabiliser, settings = video_settings(cfg.temporal, cfg.video, net)
             report = transform_video(apply, cfg.input, cfg.output, cfg.batch_size, cfg.max_size, stabiliser, settings)

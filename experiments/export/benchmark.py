@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 from perceptual.imaging.io import load_image
 from perceptual.inference.export import export_net, load_exported
 from perceptual.inference.runner import describe_device, load_net
-from perceptual.zoo import resolve
+from perceptual.locations import resolve
 
 PHOTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "content" / "chicago.jpg"
 EAGER = "PyTorch eager fp32"

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 import perceptual
 from perceptual.errors import DataError
+from perceptual.locations import resolve
 
 if TYPE_CHECKING:
     from perceptual.lossnet.vgg import LossNetwork
@@ -185,8 +186,6 @@ def load_file(path: str | Path, trust: bool = False, mmap: bool = False, what: s
 def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     """A checkpoint file, or a zoo entry given as ``zoo:<name>``, in the current format; loaded safely unless
     ``trust`` (see :func:`load_file`)."""
-    from perceptual.zoo import resolve  # late: the zoo module builds on this one
-
     path = resolve(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")

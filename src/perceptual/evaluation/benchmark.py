@@ -31,8 +31,9 @@ from perceptual.imaging.color import quantize
 from perceptual.imaging.io import save_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference.image_files import BatchReport
-from perceptual.inference.runner import Precision, Runner, load_net
-from perceptual.inference.tiling import AUTO, with_tiling
+from perceptual.inference.pipeline import PipelineOptions, build_pipeline
+from perceptual.inference.runner import Precision, load_net
+from perceptual.inference.tiling import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def load_upscaler(
         raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
         raise ConfigError(f"ckpt={ckpt} upscales x{net.scale} but scale={scale}; pass scale={net.scale}")
-    return with_tiling(Runner(net, device, precision, channels_last, compile), net, tile, tile_overlap)
+    return build_pipeline(net, PipelineOptions(device, precision, channels_last, compile, tile, tile_overlap))
 
 
 def match_histogram(image: Tensor, reference: Tensor) -> Tensor:
