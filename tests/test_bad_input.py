@@ -144,6 +144,15 @@ def test_hydra_composition_errors_become_one_line(override: str, message: str) -
     assert "\n" not in composition_error(error.value)
 
 
+def test_a_renamed_key_answers_with_its_new_name() -> None:
+    with pytest.raises(HydraException) as error:
+        compose_config("stylize", "ckpt=x", "input=y", "output=z", "styles=[0,2]")
+    assert composition_error(error.value, "stylize") == (
+        "styles was renamed: pass banks= instead (--cfg job prints every key)"
+    )
+    assert "did you mean tile?" in composition_error(error.value)  # what it said without knowing the command
+
+
 def test_corrupt_or_foreign_checkpoint_for_stylize_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 a truncated zip archive")
     with pytest.raises(DataError, match=r"cannot read checkpoint .*cut\.ckpt \(RuntimeError\); pass a \.ckpt"):

@@ -38,9 +38,7 @@ def test_the_pipeline_applies_each_stage_the_options_ask_for() -> None:
 def test_stages_that_do_not_fit_the_net_are_refused_in_one_line() -> None:
     style = StyleTransferNet(width=4, n_residual=1)
     sr = SuperResolutionNet(scale=2, width=4, n_residual=1)
-    with pytest.raises(
-        ConfigError, match="bank= only apply to StyleBank checkpoints; this one holds a StyleTransfer"
-    ):
+    with pytest.raises(ConfigError, match="bank= only apply to StyleBank checkpoints; this one holds a StyleTransfer"):
         build_pipeline(style, PipelineOptions(device="cpu", fusion={"bank": 1}))
     with pytest.raises(ConfigError, match="this checkpoint holds a SuperResolutionNet, whose upscaled output"):
         build_pipeline(sr, PipelineOptions(device="cpu", preserve_color=True))
