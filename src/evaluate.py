@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
 from perceptual.data.sr import SRBenchmark
-from perceptual.evaluation import evaluate, load_upscaler, resolve_input
+from perceptual.evaluation.benchmark import evaluate, load_upscaler, resolve_input
 
 
 @entry_point("evaluate")
@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         )
         upscale = None
         if cfg.ckpt:
-            options = ("device", "precision", "channels_last", "compile", "tile", "tile_overlap")
+            options = ("device", "precision", "channels_last", "compile", "tile", "tile_overlap", "trust_checkpoint")
             upscale = load_upscaler(cfg.ckpt, cfg.scale, **{key: cfg[key] for key in options})
         results, report = evaluate(dataset, output_dir, upscale, cfg.histogram_match)
     print(results.markdown())

@@ -6,7 +6,7 @@ python src/optimize_image.py content=photo.jpg style=starry.jpg loss=style steps
 from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
-from perceptual.optimization_baseline import run_optimization_baseline
+from perceptual.optimization.baseline import run_optimization_baseline
 
 
 @entry_point("optimize_image")

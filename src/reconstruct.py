@@ -6,7 +6,7 @@ python src/reconstruct.py image=photo.jpg feature_layers=[relu2_2,relu4_3] steps
 from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
-from perceptual.reconstruction import run_reconstruction
+from perceptual.optimization.reconstruction import run_reconstruction
 
 
 @entry_point("reconstruct")

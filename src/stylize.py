@@ -2,7 +2,7 @@
 
     python src/stylize.py ckpt=outputs/style/<run>/checkpoints/last.ckpt input=photos/ output=styled/
 
-StyleBank checkpoints take a bank or a fusion of banks (see perceptual.fusion):
+StyleBank checkpoints take a bank or a fusion of banks (see perceptual.inference.fusion):
 
     python src/stylize.py ckpt=... input=... output=... bank=2
     python src/stylize.py ckpt=... input=... output=... banks=[0,1] weights=[0.3,0.7]
@@ -12,12 +12,12 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 
     python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
-Large images can be processed in tiles with the untiled result (see perceptual.tiling):
+Large images can be processed in tiles with the untiled result (see perceptual.inference.tiling):
 
     python src/stylize.py ckpt=... input=huge.jpg output=styled.jpg tile=1024
 
 Videos (any container FFmpeg reads) come out as videos with the same frame count, frame rate and audio, stabilised
-along the input's optical flow unless temporal=none (see perceptual.video_files):
+along the input's optical flow unless temporal=none (see perceptual.inference.video_files):
 
     python src/stylize.py ckpt=zoo:candy input=clip.mp4 output=styled.mp4 video.crf=18
 
@@ -27,23 +27,18 @@ Unreadable inputs are reported and skipped; the exit code is 1 if any input fail
 from omegaconf import DictConfig
 
 from perceptual.cli import entry_point, report_errors
-from perceptual.fusion import FUSION_OPTIONS, with_fusion
-from perceptual.image_files import plan_outputs, transform_files
-from perceptual.inference import Runner, load_net
-from perceptual.postprocess import with_style_controls
-from perceptual.tiling import with_tiling
-from perceptual.video import is_video_file
-from perceptual.video_files import transform_video, video_settings
+from perceptual.inference.image_files import plan_outputs, transform_files
+from perceptual.inference.pipeline import PipelineOptions, build_pipeline
+from perceptual.inference.runner import load_net
+from perceptual.inference.video import is_video_file
+from perceptual.inference.video_files import transform_video, video_settings
 
 
 @entry_point("stylize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        net, _ = load_net(cfg.ckpt)
-        runner = Runner(net, cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-        tiled = with_tiling(runner, net, cfg.tile, cfg.tile_overlap)
-        apply = with_fusion(tiled, net, {key: cfg.get(key) for key in FUSION_OPTIONS})
-        apply = with_style_controls(apply, net, cfg.strength, cfg.preserve_color)
+        net, _ = load_net(cfg.ckpt, cfg.trust_checkpoint)
+        apply = build_pipeline(net, PipelineOptions.from_config(cfg))
         if is_video_file(cfg.input):
             stabiliser, settings = video_settings(cfg.temporal, cfg.video, net)
             report = transform_video(apply, cfg.input, cfg.output, cfg.batch_size, cfg.max_size, stabiliser, settings)

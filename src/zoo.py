@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from perceptual.choices import check_choice
 from perceptual.cli import entry_point, report_errors
 from perceptual.errors import ConfigError
-from perceptual.zoo import TEXT_FIELDS, format_table, list_entries, read_metrics, save_entry, zoo_folder
+from perceptual.locations import zoo_folder
+from perceptual.zoo import TEXT_FIELDS, format_table, list_entries, read_metrics, save_entry
 
 Action = Literal["list", "add"]
 

@@ -18,8 +18,8 @@ from perceptual.config_types import check_types
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.data.modules import FolderDataModule
 from perceptual.errors import ConfigError, DataError
-from perceptual.image_files import transform_files
 from perceptual.imaging.io import list_images, load_image, read_image_size
+from perceptual.inference.image_files import transform_files
 
 PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 REASONS = {
@@ -142,6 +142,15 @@ def test_hydra_composition_errors_become_one_line(override: str, message: str) -
         compose_config("train", override)
     assert composition_error(error.value).startswith(message)
     assert "\n" not in composition_error(error.value)
+
+
+def test_a_renamed_key_answers_with_its_new_name() -> None:
+    with pytest.raises(HydraException) as error:
+        compose_config("stylize", "ckpt=x", "input=y", "output=z", "styles=[0,2]")
+    assert composition_error(error.value, "stylize") == (
+        "styles was renamed: pass banks= instead (--cfg job prints every key)"
+    )
+    assert "did you mean tile?" in composition_error(error.value)  # what it said without knowing the command
 
 
 def test_corrupt_or_foreign_checkpoint_for_stylize_is_a_data_error(tmp_path: Path) -> None:

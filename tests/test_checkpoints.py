@@ -13,9 +13,9 @@ from torch import nn
 
 from perceptual.checkpoints import FORMAT_VERSION, METADATA_KEY, build_net, checkpoint_metadata, migrate
 from perceptual.errors import DataError
-from perceptual.inference import load_net
+from perceptual.inference.runner import load_net
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.style import StyleTransferTask

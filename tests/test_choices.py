@@ -10,14 +10,14 @@ import torch
 
 from perceptual.choices import check_choice, choices
 from perceptual.errors import ConfigError
-from perceptual.evaluation import resolve_input
-from perceptual.fusion import StyleBankFusion
-from perceptual.inference import Runner
+from perceptual.evaluation.benchmark import resolve_input
+from perceptual.inference.fusion import StyleBankFusion
+from perceptual.inference.runner import Runner
 from perceptual.losses import ContextualLoss, FeatureLoss, GramStyleLoss, PerceptualCriterion
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
-from perceptual.pixel_optimization import initial_image, optimize_image
+from perceptual.optimization.pixel import initial_image, optimize_image
 
 Colour = Literal["red", "green"]
 

@@ -69,6 +69,7 @@ def test_ddp_validation_metrics_equal_single_process(tmp_path: Path) -> None:
     assert ddp == pytest.approx(single, abs=1e-6)
 
 
+@pytest.mark.slow  # two DDP processes
 @pytest.mark.timeout(240)
 def test_ddp_training_shards_the_resumable_loader_and_returns_the_weights(tmp_path: Path) -> None:
     """Two CPU processes train two steps: each rank's EpochSampler takes its half of the samples, and the trained

@@ -13,7 +13,7 @@ from torch import nn
 
 from conftest import run_command, save_net
 from perceptual.errors import ConfigError, ExportError
-from perceptual.export import export_net, graph_for, load_exported, min_side, read_metadata
+from perceptual.inference.export import export_net, graph_for, load_exported, min_side, read_metadata
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
 
@@ -134,7 +134,9 @@ def test_export_errors_are_one_line_config_errors(tmp_path: Path, monkeypatch: p
     with pytest.raises(ConfigError, match=r"a torchscript file should end in \.pt"):
         export_net(style, "torchscript", tmp_path / "style.onnx")
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"needs the onnxscript package: pip install perceptual\[export\]"):
+    with pytest.raises(
+        ConfigError, match=r"onnxscript package, which is not installed: pip install .perceptual\[export\]."
+    ):
         export_net(style, "onnx", tmp_path / "style.onnx")
     assert not list(tmp_path.iterdir())
 
@@ -161,7 +163,7 @@ def test_an_export_that_does_not_reproduce_the_net_is_deleted_and_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     net = SuperResolutionNet(scale=2, width=4, n_residual=1).eval()
-    monkeypatch.setattr("perceptual.export.load_exported", lambda path: lambda image: net(image) + 3 / 255)
+    monkeypatch.setattr("perceptual.inference.export.load_exported", lambda path: lambda image: net(image) + 3 / 255)
     with pytest.raises(ExportError, match=r"differs from the PyTorch net by up to 0\.0118 \(> 2/255\) on 3x3x"):
         export_net(net, "torchscript", tmp_path / "sr.pt")
     assert not (tmp_path / "sr.pt").exists()

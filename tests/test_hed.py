@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from perceptual import hed, lossnet
-from perceptual.edges import HEDEdges
 from perceptual.errors import ConfigError, WeightsUnavailableError
-from perceptual.lossnet import LossNetwork
+from perceptual.evaluation.edges import HEDEdges
+from perceptual.lossnet import hed
+from perceptual.lossnet import vgg as lossnet
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.training import describe_loss_network
 
 CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256)]

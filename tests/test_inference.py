@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from perceptual.errors import ConfigError
-from perceptual.inference import Runner, check_precision, resolve_device
-from perceptual.metrics import psnr
+from perceptual.evaluation.metrics import psnr
+from perceptual.inference.runner import Runner, check_precision, resolve_device
 from perceptual.nets import StyleTransferNet
 
 

@@ -14,7 +14,7 @@ from perceptual.losses import (
     gram_matrix,
     total_variation,
 )
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 
 
 def test_gram_matrix_formula() -> None:

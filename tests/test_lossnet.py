@@ -6,9 +6,10 @@ import pytest
 import torch
 from torchvision.models import vgg
 
-from perceptual import hed, lossnet
 from perceptual.errors import ConfigError, WeightsUnavailableError
-from perceptual.lossnet import LossNetwork, vgg_layer_names
+from perceptual.lossnet import hed
+from perceptual.lossnet import vgg as lossnet
+from perceptual.lossnet.vgg import LossNetwork, vgg_layer_names
 
 # (layer, channels, stride) for VGG-16
 VGG16_LAYERS = [

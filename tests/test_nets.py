@@ -3,11 +3,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import nn
 
 from perceptual.errors import ConfigError
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
+from perceptual.nets.base import Capabilities, TransformNet
 from perceptual.nets.blocks import OutputActivation
+from perceptual.nets.stylebank import StyleBankNet
 
 
 @pytest.mark.parametrize("padding", ["paper", "same"])
@@ -95,3 +98,39 @@ def test_bicubic_skip_starts_as_bicubic_and_learns_a_residual(padding: str) -> N
 def test_bicubic_skip_needs_clamp_output() -> None:
     with pytest.raises(ConfigError, match=r"skip=bicubic .* set output=clamp"):
         SuperResolutionNet(scale=4, skip="bicubic")
+
+
+@pytest.mark.parametrize(
+    ("net", "expected"),
+    [
+        (StyleTransferNet(width=4, n_residual=1, norm="instance"), Capabilities(4, 1, 0, False, "instance", True)),
+        (SuperResolutionNet(scale=8, width=4, n_residual=1), Capabilities(1, 8, 0, False, "batch", False)),
+        (SuperResolutionNet(scale=2, width=4, norm="none"), Capabilities(1, 2, 0, False, "none", False)),
+        (StyleBankNet(num_styles=3, width=4, norm="batch"), Capabilities(4, 1, 3, True, "batch", True)),
+    ],
+    ids=["style", "sr x8", "sr x2", "stylebank"],
+)
+def test_every_net_kind_declares_its_capabilities(net: TransformNet, expected: Capabilities) -> None:
+    assert net.capabilities == expected
+    x = torch.rand(1, 3, 10, 14)  # not a multiple of the stride: padded, then cropped back
+    kwargs = {"style_index": expected.banks - 1} if expected.banks else {}
+    assert net.eval()(x, **kwargs).shape[-2:] == (10 * expected.scale, 14 * expected.scale)
+
+
+def test_config_is_recorded_from_the_constructor_signature() -> None:
+    class Wider(StyleTransferNet):
+        def __init__(self, extra: int = 7, **kwargs: int) -> None:
+            super().__init__(width=2 * kwargs.pop("width", 4), **kwargs)
+
+    assert StyleTransferNet(8, norm="instance").config() == {
+        "_target_": "perceptual.nets.johnson.StyleTransferNet",
+        **dict(width=8, n_residual=5, norm="instance", upsample="transpose", padding="paper", output="tanh"),
+    }
+    net = Wider(width=3, n_residual=1)  # the built class's arguments, not those it passes to its base
+    assert net.options == {"extra": 7, "width": 3, "n_residual": 1}  # **kwargs flattened: instantiate rebuilds it
+    assert net.body[0][1].out_channels == 6
+    bank = StyleBankNet(num_styles=1, width=4)
+    bank.add_banks(2)
+    assert bank.config()["num_styles"] == 3  # banks added since construction count
+    rebuilt = instantiate(bank.config())
+    assert rebuilt.capabilities == bank.capabilities

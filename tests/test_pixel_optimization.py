@@ -12,12 +12,12 @@ from torchvision.transforms.v2 import functional as TF
 
 from conftest import run_command, train_run
 from perceptual.data.sample import builtin_image
+from perceptual.evaluation.metrics import psnr
 from perceptual.imaging.io import load_image
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
-from perceptual.lossnet import LossNetwork
-from perceptual.metrics import psnr
-from perceptual.pixel_optimization import initial_image, optimize_image
-from perceptual.reconstruction import reconstruct, write_panels
+from perceptual.lossnet.vgg import LossNetwork
+from perceptual.optimization.pixel import initial_image, optimize_image
+from perceptual.optimization.reconstruction import reconstruct, write_panels
 
 
 def small_image(size: int = 32) -> torch.Tensor:

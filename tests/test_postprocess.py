@@ -13,12 +13,12 @@ from skimage.color import rgb2ycbcr
 
 from conftest import run_command, save_net
 from perceptual.errors import ConfigError
-from perceptual.fusion import with_fusion
 from perceptual.imaging.color import keep_chroma, quantize, rgb_to_y, rgb_to_ycbcr
 from perceptual.imaging.io import load_image
+from perceptual.inference.fusion import with_fusion
+from perceptual.inference.postprocess import StyleControls, with_style_controls
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
-from perceptual.postprocess import StyleControls, with_style_controls
 
 LEVEL = 1 / 255
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perceptual.lossnet import LossNetwork
-from perceptual.quality import StyleJudge, colour_spread_ratio, gram_distance, pearson
+from perceptual.evaluation.quality import StyleJudge, colour_spread_ratio, gram_distance, pearson
+from perceptual.lossnet.vgg import LossNetwork
 
 
 def photo(seed: int = 0, size: int = 48) -> Tensor:

@@ -159,6 +159,7 @@ AtomicCheckpointIO().save_checkpoint(checkpoint, sys.argv[1])
 """
 
 
+@pytest.mark.slow  # a new Python process
 def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "checkpoints" / "last.ckpt"
     checkpoint_io = AtomicCheckpointIO()
@@ -301,6 +302,7 @@ class KilledRun:
         return self.last
 
 
+@pytest.mark.slow  # a training process killed and resumed
 def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_weights(
     references: dict[str, Path], tmp_path: Path
 ) -> None:

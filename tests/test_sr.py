@@ -26,12 +26,12 @@ from perceptual.checkpoints import checkpoint_metadata, read_checkpoint
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRBenchmark, SRDegradation, modcrop
 from perceptual.errors import ConfigError, DataError
-from perceptual.evaluation import evaluate, load_upscaler, match_histogram, resolve_input
+from perceptual.evaluation.benchmark import evaluate, load_upscaler, match_histogram, resolve_input
+from perceptual.evaluation.metrics import psnr_y
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import load_image, save_image
 from perceptual.imaging.resize import imresize
 from perceptual.losses import PerceptualCriterion, PixelLoss
-from perceptual.metrics import psnr_y
 from perceptual.nets import SuperResolutionNet
 from perceptual.tasks.sr import SuperResolutionTask
 

@@ -12,9 +12,9 @@ from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.metrics import structural_similarity
 
+from perceptual.evaluation.metrics import SRPSNR, SRSSIM, crop_border, psnr_y, sharpness_y, ssim, ssim_y
 from perceptual.imaging.color import quantize, rgb_to_y
 from perceptual.imaging.resize import imresize, resize_matrix
-from perceptual.metrics import SRPSNR, SRSSIM, crop_border, psnr_y, sharpness_y, ssim, ssim_y
 
 SHARED_SR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sr"
 

@@ -18,12 +18,12 @@ from conftest import run_command, train_run
 from perceptual.checkpoints import CheckpointMetadata, read_checkpoint, slim_checkpoint
 from perceptual.data.images import collate_skipping
 from perceptual.errors import ConfigError, DataError
-from perceptual.fusion import StyleBankFusion, feature_weights, with_fusion
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import load_image
-from perceptual.inference import load_net
+from perceptual.inference.fusion import StyleBankFusion, feature_weights, with_fusion
+from perceptual.inference.runner import load_net
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets.johnson import StyleTransferNet
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.stylebank import StyleBankTask

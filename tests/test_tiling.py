@@ -11,12 +11,12 @@ from torch import nn
 
 from conftest import run_command, save_net, write_images
 from perceptual.errors import ConfigError
-from perceptual.evaluation import load_upscaler
-from perceptual.fusion import with_fusion
-from perceptual.inference import Runner
+from perceptual.evaluation.benchmark import load_upscaler
+from perceptual.inference.fusion import with_fusion
+from perceptual.inference.runner import Runner
+from perceptual.inference.tiling import TiledApply, net_stride, probe, spans, with_tiling
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
-from perceptual.tiling import TiledApply, net_stride, probe, spans, with_tiling
 
 
 @pytest.fixture(autouse=True)

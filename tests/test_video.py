@@ -14,17 +14,17 @@ from torchvision.transforms.v2 import functional as TF
 from conftest import run_command, save_net
 from perceptual.data.sample import builtin_image
 from perceptual.errors import ConfigError, DataError
-from perceptual.metrics import psnr
-from perceptual.nets import StyleTransferNet, SuperResolutionNet
-from perceptual.temporal import (
+from perceptual.evaluation.metrics import psnr
+from perceptual.inference.temporal import (
     Stabiliser,
     consistency_mask,
     input_motion,
     panning_clip,
     warping_error,
 )
-from perceptual.video import EncoderSettings, VideoReader, VideoWriter
-from perceptual.video_files import transform_video
+from perceptual.inference.video import EncoderSettings, VideoReader, VideoWriter
+from perceptual.inference.video_files import transform_video
+from perceptual.nets import StyleTransferNet, SuperResolutionNet
 
 FPS = Fraction(24)
 SAMPLE_RATE = 8000

@@ -11,8 +11,9 @@ import torch
 from conftest import run_cli, run_command
 from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
 from perceptual.errors import ConfigError, DataError
-from perceptual.inference import load_net
-from perceptual.zoo import ZOO_DIR, ZOO_ENV, format_table, list_entries, resolve, save_entry
+from perceptual.inference.runner import load_net
+from perceptual.locations import ZOO_DIR, ZOO_ENV, resolve
+from perceptual.zoo import format_table, list_entries, save_entry
 
 METADATA = {
     "description": "tiny smoke-test net",

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from perceptual.inference import Runner, describe_device
+from perceptual.inference.runner import Runner, describe_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, gram_matrix
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet
 from perceptual.tasks.style import StyleTransferTask
 

@@ -37,11 +37,11 @@ from torch import Tensor
 
 from perceptual.data.sample import VAL_PHOTOS, builtin_image
 from perceptual.data.sr import SRDegradation, benchmark_files
+from perceptual.evaluation.metrics import crop_border, mean_gradient, psnr_y, ssim_y
 from perceptual.imaging.color import quantize, rgb_to_y
 from perceptual.imaging.io import load_image, to_uint8
 from perceptual.imaging.resize import imresize
-from perceptual.inference import Runner, load_net
-from perceptual.metrics import crop_border, mean_gradient, psnr_y, ssim_y
+from perceptual.inference.runner import Runner, load_net
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python experiments/export/benchmark.py [--size 512] [--rounds 7] [--nets NAME ...]
 
-For each net: the files written by ``perceptual.export.export_net`` (into a temporary folder), the largest
+For each net: the files written by ``perceptual.inference.export.export_net`` (into a temporary folder), the largest
 |exported - PyTorch| on a photo, and the latency of one ``size x size`` image (batch 1) for PyTorch eager fp32, the
 TorchScript module and ONNX Runtime's CPU provider, all on the CPU. The three run in turn, round after round, and
 each gets the median of its rounds: on a shared machine the load then weighs on all three alike.
@@ -21,10 +21,10 @@ import onnxruntime
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.export import export_net, load_exported
 from perceptual.imaging.io import load_image
-from perceptual.inference import describe_device, load_net
-from perceptual.zoo import resolve
+from perceptual.inference.export import export_net, load_exported
+from perceptual.inference.runner import describe_device, load_net
+from perceptual.locations import resolve
 
 PHOTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "content" / "chicago.jpg"
 EAGER = "PyTorch eager fp32"

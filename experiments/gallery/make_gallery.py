@@ -23,13 +23,13 @@ from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.fusion import with_fusion
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
-from perceptual.inference import Runner, load_net
-from perceptual.pixel_optimization import optimize_image
+from perceptual.inference.fusion import with_fusion
+from perceptual.inference.runner import Runner, load_net
+from perceptual.locations import entry_names
+from perceptual.optimization.pixel import optimize_image
 from perceptual.training import build_criterion, flush_denormals
-from perceptual.zoo import entry_names
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -29,9 +29,9 @@ from torch import nn
 
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
-from perceptual.inference import resolve_device
-from perceptual.lossnet import LossNetwork
-from perceptual.pixel_optimization import initial_image, optimize_image
+from perceptual.inference.runner import resolve_device
+from perceptual.lossnet.vgg import LossNetwork
+from perceptual.optimization.pixel import initial_image, optimize_image
 from perceptual.training import build_criterion
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ CONF = HERE.parents[1] / "conf"
 
 def scale_activations(loss_net: LossNetwork, factor: float) -> None:
     """Multiply every activation by ``factor`` (> 0): first conv's weights and every bias times it,
-    exact for a ReLU/max-pool net, as HED's conversion divides them (see perceptual.hed)."""
+    exact for a ReLU/max-pool net, as HED's conversion divides them (see perceptual.lossnet.hed)."""
     convs = [module for module in loss_net.features if isinstance(module, nn.Conv2d)]
     with torch.no_grad():
         convs[0].weight.mul_(factor)

@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import VAL_PHOTOS, builtin_image, resolve_image
 from perceptual.imaging.io import load_image
-from perceptual.pixel_optimization import initial_image, optimize_image
+from perceptual.optimization.pixel import initial_image, optimize_image
 from perceptual.training import build_criterion
 
 HERE = Path(__file__).parent

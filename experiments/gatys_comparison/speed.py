@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from perceptual.inference import describe_device
+from perceptual.inference.runner import describe_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet
-from perceptual.pixel_optimization import initial_image, optimize_image
+from perceptual.optimization.pixel import initial_image, optimize_image
 
 ITERATIONS = (100, 300, 500)
 

@@ -6,7 +6,7 @@ Training: one optimiser step as ``SuperResolutionTask.training_step`` computes i
 + TV, Adam) on batches of 4 HR crops of 288 (LR 72 at x4), in fp32 and under the fast path of ``trainer.precision=
 bf16-mixed task.channels_last=true`` (bf16 autocast + channels_last). Lightning's loop adds a few ms per step, nothing
 next to the step itself. Upscaling: latency of one LR image (scikit-image's 512x512 astronaut) at x4 through
-``perceptual.inference.Runner``, eager fp32 against bf16 + channels_last with and without torch.compile, with the
+``perceptual.inference.runner.Runner``, eager fp32 against bf16 + channels_last with and without torch.compile, with the
 PSNR of each fast output against the fp32 one.
 
 Weights are random (loss network and SR net): speed does not depend on their values. The SR net's BatchNorm
@@ -25,10 +25,10 @@ from torch.utils.benchmark import Timer
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import builtin_image
-from perceptual.inference import Runner, describe_device
+from perceptual.evaluation.metrics import psnr
+from perceptual.inference.runner import Runner, describe_device
 from perceptual.losses import FeatureLoss, PerceptualCriterion, TotalVariationLoss
-from perceptual.lossnet import LossNetwork
-from perceptual.metrics import psnr
+from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import SuperResolutionNet
 
 

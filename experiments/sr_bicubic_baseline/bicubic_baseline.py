@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from perceptual.evaluation.metrics import crop_border, psnr, psnr_y, ssim, ssim_y
 from perceptual.imaging.color import rgb_to_y
 from perceptual.imaging.resize import imresize
-from perceptual.metrics import crop_border, psnr, psnr_y, ssim, ssim_y
 
 PUBLISHED = {  # (PSNR dB, SSIM) of bicubic upsampling, Y channel, border = scale
     ("Set5", 2): (33.66, 0.9299),

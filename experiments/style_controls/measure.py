@@ -19,8 +19,8 @@ from torchvision.utils import make_grid
 
 from perceptual.imaging.color import quantize, rgb_to_y, rgb_to_ycbcr
 from perceptual.imaging.io import load_image
-from perceptual.inference import Runner, load_net
-from perceptual.postprocess import StyleControls
+from perceptual.inference.postprocess import StyleControls
+from perceptual.inference.runner import Runner, load_net
 
 HERE = Path(__file__).resolve().parent
 CONTENT = HERE.parents[2] / "shared" / "data" / "content"

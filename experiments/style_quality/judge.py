@@ -1,5 +1,5 @@
 """Judge style nets (or finished images) on held-out photos: Gram-distance ratio, colour spread,
-edge correlation (see perceptual.quality). Prints a table, writes results.json and the images.
+edge correlation (see perceptual.evaluation.quality). Prints a table, writes results.json and the images.
 
     python experiments/style_quality/judge.py --ckpt zoo:starry_night --style starry_night --out /tmp/judged
     python experiments/style_quality/judge.py --ckpt zoo:stylebank --bank 2        # style from the checkpoint
@@ -20,10 +20,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
 from perceptual.errors import DataError
-from perceptual.fusion import with_fusion
+from perceptual.evaluation.quality import StyleJudge
 from perceptual.imaging.io import list_images, load_image, save_image
-from perceptual.inference import Runner, load_net
-from perceptual.quality import StyleJudge
+from perceptual.inference.fusion import with_fusion
+from perceptual.inference.runner import Runner, load_net
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

@@ -7,7 +7,8 @@
 Composes the training config (embedded default data: 64 px crops of built-in photos, starry_night style, HED
 features), trains with a plain loop (the same net, criterion and optimiser the task uses), prints a trace of the
 loss terms and of the share of output pixels whose tanh input exceeds 3 (saturated: no gradient), then judges the
-net on the held-out photos (perceptual.quality) and writes ``<NAME>.png`` (photo | output rows) and one JSON line.
+net on the held-out photos (perceptual.evaluation.quality) and writes ``<NAME>.png`` (photo | output rows) and one
+JSON line.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import save_image
 
 from perceptual.data.sample import resolve_image
+from perceptual.evaluation.quality import StyleJudge
 from perceptual.imaging.io import load_image
-from perceptual.quality import StyleJudge
 from perceptual.training import build_criterion, flush_denormals
 
 REPO = Path(__file__).resolve().parents[2]

@@ -34,9 +34,9 @@ def worker(args: argparse.Namespace) -> None:
     """One configuration: print the seconds ``transform_files`` took as JSON (nothing with ``--idle``)."""
     import torch
 
-    from perceptual.image_files import transform_files
-    from perceptual.inference import Runner, load_net
-    from perceptual.tiling import with_tiling
+    from perceptual.inference.image_files import transform_files
+    from perceptual.inference.runner import Runner, load_net
+    from perceptual.inference.tiling import with_tiling
 
     if args.threads:
         torch.set_num_threads(args.threads)

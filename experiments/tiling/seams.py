@@ -16,10 +16,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
+from perceptual.evaluation.metrics import psnr
 from perceptual.imaging.io import load_image, to_uint8
-from perceptual.inference import Runner, load_net
-from perceptual.metrics import psnr
-from perceptual.tiling import TiledApply, spans
+from perceptual.inference.runner import Runner, load_net
+from perceptual.inference.tiling import TiledApply, spans
 
 PHOTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "content" / "chicago.jpg"
 

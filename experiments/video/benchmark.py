@@ -6,15 +6,15 @@
 
 Clips: each photo (the three held-out content photos and a BSDS500 test photo) is scaled to cover the pan and a
 ``--size`` window moves over it, with Gaussian noise of std ``--noise`` drawn anew per frame
-(:func:`perceptual.temporal.panning_clip`), in two kinds: a whole-pixel pan of (2, 1) px per frame and a sub-pixel
-pan of (1.5, 0.5) px per frame (a (3, 1) pan of the photo at twice the size, shrunk by 2). Each clip is encoded with
-the library's writer (libx264, crf 18) and decoded back, so the nets see what they would see from a file.
+(:func:`perceptual.inference.temporal.panning_clip`), in two kinds: a whole-pixel pan of (2, 1) px per frame and a
+sub-pixel pan of (1.5, 0.5) px per frame (a (3, 1) pan of the photo at twice the size, shrunk by 2). Each clip is
+encoded with the library's writer (libx264, crf 18) and decoded back, so the nets see what they would see from a file.
 
 Warping error: with the exact flow of the pan ("E_gt", non-occluded = pixels whose source is inside the previous
 frame), and as on a real clip, with Farneback flow of the input frames and its forward-backward consistency mask
 ("E_fb"; the stabiliser uses DIS flow, so this check does not grade it with its own flow). Stylisation: the
-Gram-distance ratio of :class:`perceptual.quality.StyleJudge` (HED VGG-16 features, style image at 256 px) on every
-``--judge-every``-th frame (default: all) against the clean window of the photo. "x" columns divide by
+Gram-distance ratio of :class:`perceptual.evaluation.quality.StyleJudge` (HED VGG-16 features, style image at 256 px)
+on every ``--judge-every``-th frame (default: all) against the clean window of the photo. "x" columns divide by
 ``temporal=none`` on the same clip.
 
 The only real camera clip available offline, scikit-image's ``no_time_for_that_tiny.gif`` (25x14 px, 24 frames),
@@ -48,10 +48,10 @@ from torch.utils.benchmark import Timer
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import resolve_image
+from perceptual.evaluation.quality import StyleJudge, gram_distance
 from perceptual.imaging.io import load_image, save_image
-from perceptual.inference import Runner, describe_device, load_net
-from perceptual.quality import StyleJudge, gram_distance
-from perceptual.temporal import (
+from perceptual.inference.runner import Runner, describe_device, load_net
+from perceptual.inference.temporal import (
     Stabiliser,
     input_motion,
     panning_clip,
@@ -60,7 +60,7 @@ from perceptual.temporal import (
     warp,
     warping_error,
 )
-from perceptual.video import VideoReader, VideoWriter
+from perceptual.inference.video import VideoReader, VideoWriter
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

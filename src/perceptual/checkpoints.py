@@ -12,12 +12,20 @@ Format versions, oldest first; :func:`migrate` brings any of them to :data:`FORM
 - 0 (no version recorded): top-level ``net_config``, ``task``, ``styles`` (StyleBank: the style of each bank) and
   ``style_image`` (style transfer: the style image as uint8; never read, so the migration drops it).
 - 1: everything under ``perceptual``; styles for every task that has them.
+
+Reading is safe by default: :func:`load_file` unpickles with ``torch.load(weights_only=True)``, which builds only
+tensors and plain containers and never calls code named in the file. Every checkpoint this project writes (training
+checkpoints, zoo entries, the migrated formats) needs nothing more: the run config is stored as YAML text. A file that
+needs more is refused in one line naming what it asked for; ``trust_checkpoint=true`` (``trust=True``) loads it with
+full unpickling, which runs whatever code the file names: only for files from a source you trust.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import pickle
+import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +37,10 @@ from torch import Tensor, nn
 
 import perceptual
 from perceptual.errors import DataError
+from perceptual.locations import resolve
 
 if TYPE_CHECKING:
-    from perceptual.lossnet import LossNetwork
+    from perceptual.lossnet.vgg import LossNetwork
 
 FORMAT_VERSION = 1
 METADATA_KEY = "perceptual"
@@ -39,6 +48,7 @@ STATE_KEY = "state_dict"
 NET_PREFIX = "net."  # the task's ``net`` attribute: its weights are ``net.<name>`` in the task's state dict
 VERSIONED_PACKAGES = ("torchvision", "pytorch-lightning", "hydra-core")  # beside perceptual and torch
 WRITE_HINT = "pass a .ckpt written by src/train.py or a zoo entry (ckpt=zoo:<name>)"
+TRUST_OPTION = "trust_checkpoint=true"
 
 
 def software_versions() -> dict[str, str]:
@@ -143,15 +153,46 @@ def migrate(checkpoint: Mapping[str, Any], source: str | Path = "checkpoint") ->
     return migrated
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint file, or a zoo entry given as ``zoo:<name>``, in the current format."""
-    from perceptual.zoo import resolve  # late: the zoo module builds on this one
+def _unsafe_reason(error: pickle.UnpicklingError) -> str | None:
+    """What a file asked for that ``weights_only`` refused (``exec``, ``os.system``, a class), or ``None`` when the
+    error is not such a refusal (a corrupt file)."""
+    text = str(error)
+    if "Weights only load failed" not in text:
+        return None
+    found = re.search(r"Unsupported (?:global: GLOBAL|operand) ?([^\s]+)", text)
+    return f"it names {found.group(1)}" if found else "it holds more than tensors and plain values"
 
+
+class UnsafeCheckpointError(DataError):
+    """A file that ``torch.load(weights_only=True)`` refuses: loading it would run code it names."""
+
+
+def load_file(path: str | Path, trust: bool = False, mmap: bool = False, what: str = "checkpoint") -> Any:
+    """``torch.load`` of ``path`` on the CPU, safely unless ``trust`` (see the module docstring). A file that needs
+    more than tensors and plain values is an :class:`UnsafeCheckpointError` in one line (``what`` names the file's
+    role); other failures (a corrupt file) propagate for the caller to word."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        reason = None if trust else _unsafe_reason(error)
+        if reason is None:
+            raise
+        raise UnsafeCheckpointError(
+            f"refused to load {what} {path}: {reason}, and unpickling it could run code; "
+            f"if you trust its source, pass {TRUST_OPTION} (unsafe)"
+        ) from None
+
+
+def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """A checkpoint file, or a zoo entry given as ``zoo:<name>``, in the current format; loaded safely unless
+    ``trust`` (see :func:`load_file`)."""
     path = resolve(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_file(path, trust)
+    except UnsafeCheckpointError:
+        raise
     except Exception as error:  # corrupt or foreign file: report, do not dump a traceback
         raise DataError(f"cannot read checkpoint {path} ({type(error).__name__}); {WRITE_HINT}") from None
     return migrate(checkpoint, path)

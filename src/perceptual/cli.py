@@ -32,6 +32,11 @@ IRRELEVANT_TRAINING_WARNINGS = (
 )
 
 
+# Keys that were renamed, per command config: (config name, old full key) -> the new key. A renamed key answers with
+# its new name rather than with the closest spelling (stylize's StyleBank key styles= is banks= now, not "tile").
+RENAMED_KEYS = {("stylize", "styles"): "banks"}
+
+
 def ignore_irrelevant_training_warnings() -> None:
     """Keep :data:`IRRELEVANT_TRAINING_WARNINGS` out of a training command's output."""
     for message, category in IRRELEVANT_TRAINING_WARNINGS:
@@ -87,17 +92,21 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
             try:
                 return hydra_task()
             except HydraException as error:
-                _fail(composition_error(error))
+                _fail(composition_error(error, config_name))
 
         return run
 
     return decorate
 
 
-def composition_error(error: HydraException) -> str:
-    """One line for a Hydra composition error, naming the key or option and the fix."""
+def composition_error(error: HydraException, config_name: str | None = None) -> str:
+    """One line for a Hydra composition error, naming the key or option and the fix (a renamed key of the
+    ``config_name`` command: its new name, see :data:`RENAMED_KEYS`)."""
     cause = error.__cause__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key and cause.parent_node is not None:
+        renamed = RENAMED_KEYS.get((config_name, cause.full_key))
+        if renamed:
+            return f"{cause.full_key} was renamed: pass {renamed}= instead (--cfg job prints every key)"
         known = [str(key) for key in cause.parent_node]
         close = difflib.get_close_matches(str(cause.key), known, n=1)
         prefix = cause.full_key[: -len(str(cause.key))]

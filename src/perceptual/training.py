@@ -14,10 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
+from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
 from perceptual.errors import ConfigError, DataError
 from perceptual.losses.criterion import PerceptualCriterion
-from perceptual.lossnet import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
+from perceptual.lossnet.vgg import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_d
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops")  # what Lightning needs to resume
 
 
-def checkpoint_path(path: str | None) -> str | None:
+def checkpoint_path(path: str | None, trust: bool = False) -> str | None:
     """``ckpt_path`` when it is a checkpoint a run can resume from; else a one-line :class:`DataError`.
 
     The check memory-maps the file (``mmap=True``): it reads the pickled structure, not the tensors, so it costs
@@ -108,7 +109,9 @@ def checkpoint_path(path: str | None) -> str | None:
             f"ckpt_path={path} does not exist; pass an existing .ckpt (e.g. outputs/.../checkpoints/last.ckpt)"
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = load_file(path, trust, mmap=True, what="ckpt_path")
+    except UnsafeCheckpointError:
+        raise
     except Exception as error:  # truncated, corrupt or foreign file: torch raises many kinds
         raise DataError(
             f"ckpt_path={path} cannot be read ({type(error).__name__}); it is corrupt or not a checkpoint: pass "
@@ -138,7 +141,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_types(cfg)
     flush_denormals()
     pl.seed_everything(cfg.seed, workers=True)
-    ckpt_path = checkpoint_path(cfg.get("ckpt_path"))
+    trust = bool(cfg.get("trust_checkpoint", False))
+    ckpt_path = checkpoint_path(cfg.get("ckpt_path"), trust)
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
     criterion = build_criterion(cfg.loss, cfg.loss_net)
@@ -151,7 +155,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_hparams(loggers, cfg)
     if criterion.loss_net is not None:
         describe_loss_network(criterion.loss_net, loggers, Path(cfg.paths.output_dir))
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=not trust)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     log_hparams_summary(loggers, cfg, metrics, step=max(trainer.global_step - 1, 0))  # Lightning's last logged step
     log.info("finished at step %d: %s", trainer.global_step, metrics)

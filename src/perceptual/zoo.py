@@ -2,13 +2,12 @@
 
 An entry is one file ``<zoo>/<name>.pt``: a slim checkpoint (:func:`perceptual.checkpoints.slim_checkpoint`: the
 checkpoint metadata and the net's weights only, floating tensors as float16 so that the repository stays small) that
-:func:`perceptual.inference.load_net` reads like a training checkpoint, plus :data:`ZOO_KEY`, the metadata that says
-how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists, strings,
-numbers and tensors only, so they load with ``torch.load(weights_only=True)``. Entries written in an earlier
+:func:`perceptual.inference.runner.load_net` reads like a training checkpoint, plus :data:`ZOO_KEY`, the metadata
+that says how it was made (:data:`TEXT_FIELDS`, ``task``, ``steps``, ``metrics``). Entries hold plain dicts, lists,
+strings, numbers and tensors only, so they load with ``torch.load(weights_only=True)``. Entries written in an earlier
 checkpoint format load through the checkpoint migration.
 
-The zoo folder is the repository's ``zoo/`` (:data:`ZOO_DIR`); the environment variable ``PERCEPTUAL_ZOO`` points every
-command at another folder (read at call time, so tests and other checkouts can redirect it).
+Where the zoo folder is and what ``zoo:<name>`` names: :mod:`perceptual.locations`.
 """
 
 from __future__ import annotations
@@ -26,13 +25,9 @@ import torch
 
 from perceptual.checkpoints import checkpoint_metadata, migrate, net_weights, read_checkpoint, slim_checkpoint
 from perceptual.errors import ConfigError, DataError
+from perceptual.locations import LIST_COMMAND, SUFFIX, entry_names, zoo_folder
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo"
-ZOO_ENV = "PERCEPTUAL_ZOO"
-PREFIX = "zoo:"
-SUFFIX = ".pt"
 ZOO_KEY = "zoo"  # the entry's zoo metadata, beside the checkpoint's
-LIST_COMMAND = "python src/zoo.py"
 # Metadata every entry records as text; steps default to the checkpoint's global step, metrics to {}.
 TEXT_FIELDS = ("description", "trained_on", "loss_net_weights", "wall_time", "hardware", "command")
 
@@ -45,29 +40,6 @@ class ZooEntry:
     path: Path
     size_mb: float
     metadata: dict[str, Any]
-
-
-def zoo_folder(zoo_dir: str | Path | None = None) -> Path:
-    """``zoo_dir``, else ``$PERCEPTUAL_ZOO``, else the repository's ``zoo/``."""
-    return Path(zoo_dir or os.environ.get(ZOO_ENV) or ZOO_DIR).expanduser()
-
-
-def entry_names(zoo_dir: str | Path | None = None) -> list[str]:
-    """The names usable as ``zoo:<name>``, sorted."""
-    return sorted(path.stem for path in zoo_folder(zoo_dir).glob(f"*{SUFFIX}"))
-
-
-def resolve(spec: str | Path, zoo_dir: str | Path | None = None) -> Path:
-    """A ``ckpt=`` value as a file: ``zoo:<name>`` is the zoo entry ``<name>``, anything else a path."""
-    if not str(spec).startswith(PREFIX):
-        return Path(spec).expanduser()
-    name, names = str(spec).removeprefix(PREFIX), entry_names(zoo_dir)
-    if name not in names:  # also refuses names that would leave the folder (zoo:../x)
-        raise DataError(
-            f"no zoo entry '{name}' in {zoo_folder(zoo_dir)}; available: {', '.join(names) or 'none'} "
-            f"(list them with: {LIST_COMMAND})"
-        )
-    return zoo_folder(zoo_dir) / f"{name}{SUFFIX}"
 
 
 def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from perceptual.errors import ConfigError
 from perceptual.losses.base import IMAGE, LossTerm, Reference
 from perceptual.losses.gram import GramStyleLoss
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 
 
 @dataclass

@@ -8,15 +8,16 @@ to what the net needs and the output cropped back.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
-from perceptual.nets.base import TransformNet
+from perceptual.nets.base import Capabilities, TransformNet
 from perceptual.nets.blocks import (
     ConvBlock,
     Norm,
@@ -41,18 +42,19 @@ def check_scale(scale: int) -> int:
 
 
 class _PaddedTransformNet(TransformNet):
-    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output.
+    """Pads the input to a multiple of ``downsample`` plus the residual context, crops the output."""
 
-    ``options`` are the subclass's constructor arguments (see :class:`TransformNet`).
-    """
-
-    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, body: nn.Sequential, downsample: int, upscale: int, context: int) -> None:
+        super().__init__()
         self.body = body
         self.downsample = downsample
         self.upscale = upscale
         self.context = context  # pixels per side consumed by unpadded residual convs
         self.pad = ReflectionPad(context)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(stride=self.downsample, scale=self.upscale, norm=self.options["norm"])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.padded_body(x)
@@ -98,18 +100,7 @@ class StyleTransferNet(_PaddedTransformNet):
             OutputActivation(output),
         )
         context = 2 * n_residual * 4 if padding == "paper" else 0
-        super().__init__(
-            body,
-            downsample=4,
-            upscale=1,
-            context=context,
-            width=width,
-            n_residual=n_residual,
-            norm=norm,
-            upsample=upsample,
-            padding=padding,
-            output=output,
-        )
+        super().__init__(body, downsample=4, upscale=1, context=context)
 
 
 class SuperResolutionNet(_PaddedTransformNet):
@@ -146,20 +137,7 @@ class SuperResolutionNet(_PaddedTransformNet):
             ConvBlock(width, 3, 9, 1, activation=False),
         )
         context = 2 * n_residual if padding == "paper" else 0
-        super().__init__(
-            body,
-            downsample=1,
-            upscale=scale,
-            context=context,
-            scale=scale,
-            width=width,
-            n_residual=n_residual,
-            norm=norm,
-            upsample=upsample,
-            padding=padding,
-            output=output,
-            skip=skip,
-        )
+        super().__init__(body, downsample=1, upscale=scale, context=context)
         self.scale = scale
         self.skip = skip
         self.activation = OutputActivation(output)  # outside the body: the bicubic skip is added before it
@@ -167,6 +145,10 @@ class SuperResolutionNet(_PaddedTransformNet):
             last_conv = body[-1][1]
             nn.init.zeros_(last_conv.weight)
             nn.init.zeros_(last_conv.bias)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return dataclasses.replace(super().capabilities, styled=False)  # an upscale: no style to fade or recolour
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.padded_body(x)

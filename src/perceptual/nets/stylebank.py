@@ -3,7 +3,7 @@
 ``O_i = D(K_i(E(I)))`` stylises with bank ``i``; ``O = D(E(I))`` is the auto-encoder (identity)
 branch that keeps E and D free of style. Because a style lives only in its bank, styles can be
 added later (:meth:`StyleBankNet.add_banks`) and mixed at inference (``weights=``, see
-:mod:`perceptual.fusion`).
+:mod:`perceptual.inference.fusion`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
-from perceptual.nets.base import TransformNet
+from perceptual.nets.base import Capabilities, TransformNet
 from perceptual.nets.blocks import (
     ConvBlock,
     Norm,
@@ -59,9 +59,7 @@ class StyleBankNet(TransformNet):
         upsample: Upsample = "transpose",
         output: Output = "tanh",
     ) -> None:
-        super().__init__(
-            width=width, bank_depth=bank_depth, bank_kernel=bank_kernel, norm=norm, upsample=upsample, output=output
-        )
+        super().__init__()
         if num_styles < 0 or bank_depth < 1 or bank_kernel < 1 or bank_kernel % 2 == 0:
             raise ConfigError(
                 f"model.num_styles={num_styles}, bank_depth={bank_depth}, bank_kernel={bank_kernel}: "
@@ -90,6 +88,10 @@ class StyleBankNet(TransformNet):
     def channels(self) -> int:
         """Channels of the encoder features the banks transform."""
         return 4 * self.options["width"]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(stride=self.downsample, banks=self.num_styles, fusion=True, norm=self.options["norm"])
 
     def config(self) -> dict[str, Any]:
         """Constructor config with the current number of banks (banks added since construction included)."""

@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 from perceptual.data.batch import HR_KEY, LR_KEY
 from perceptual.errors import ConfigError
+from perceptual.evaluation.metrics import SRPSNR, SRSSIM
 from perceptual.imaging.color import quantize
 from perceptual.imaging.resize import imresize
-from perceptual.metrics import SRPSNR, SRSSIM
 from perceptual.nets.johnson import check_scale
 from perceptual.tasks.base import TransformTask
 

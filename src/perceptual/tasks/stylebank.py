@@ -26,11 +26,11 @@ from torch import Tensor, nn
 from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.sample import resolve_image
 from perceptual.errors import ConfigError, DataError
-from perceptual.inference import load_net
+from perceptual.evaluation.metrics import psnr
+from perceptual.inference.runner import load_net
 from perceptual.losses.base import LossTerm
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.losses.feature import PixelLoss
-from perceptual.metrics import psnr
 from perceptual.nets.stylebank import StyleBankNet
 from perceptual.tasks.base import TransformTask
 
@@ -59,6 +59,7 @@ class StyleBankTask(TransformTask):
         identity: the auto-encoder branch's loss term against the input (default: pixel MSE).
         incremental: add banks for ``styles`` to the net of ``init_ckpt`` and train only them.
         init_ckpt: trained StyleBank checkpoint (incremental mode).
+        trust_checkpoint: load ``init_ckpt`` with full unpickling (unsafe; only for a file you trust).
         **kwargs: see :class:`TransformTask`; ``criterion`` is the stylising branch's loss.
     """
 
@@ -73,6 +74,7 @@ class StyleBankTask(TransformTask):
         identity: LossTerm | None = None,
         incremental: bool = False,
         init_ckpt: str | None = None,
+        trust_checkpoint: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,8 +93,8 @@ class StyleBankTask(TransformTask):
         self.incremental = incremental
         self.previous_styles: list[str] = []
         if incremental:
-            self.net = self._load_trained(init_ckpt)
-        elif not isinstance(self.net, StyleBankNet):
+            self.net = self._load_trained(init_ckpt, trust_checkpoint)
+        elif not self.net.capabilities.fusion:
             raise ConfigError(f"task=stylebank needs a StyleBankNet (model=stylebank), got {type(self.net).__name__}")
         self.first_bank = self.net.num_styles if incremental else 0  # bank of styles[0]
         missing = self.first_bank + len(self.styles) - self.net.num_styles
@@ -102,12 +104,12 @@ class StyleBankTask(TransformTask):
         # The last stylising step's E/D gradient norm: a buffer, so a resumed run rescales its first auto-encoder step.
         self.register_buffer("stylise_grad_norm", torch.zeros(()))
 
-    def _load_trained(self, init_ckpt: str | None) -> StyleBankNet:
+    def _load_trained(self, init_ckpt: str | None, trust: bool = False) -> StyleBankNet:
         """The trained net of ``init_ckpt`` with everything frozen (new banks are added trainable)."""
         if not init_ckpt:
             raise DataError("incremental StyleBank training needs init_ckpt=<stylebank run>/checkpoints/last.ckpt")
-        net, metadata = load_net(init_ckpt)
-        if not isinstance(net, StyleBankNet):
+        net, metadata = load_net(init_ckpt, trust)
+        if not net.capabilities.fusion:
             kind = type(net).__name__
             raise DataError(f"init_ckpt={init_ckpt} holds a {kind}, not a StyleBank net; train task=stylebank first")
         log.info("incremental: %d bank(s) from %s (model.* is ignored)", net.num_styles, init_ckpt)

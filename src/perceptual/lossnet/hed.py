@@ -19,7 +19,7 @@ checked against a known SHA-256, and the weights converted once into torchvision
   features on the numeric scale a torchvision-trained VGG works at, so one set of loss weights
   suits ``imagenet`` and ``hed``.
 * ``hed.dsn{1..5}.*`` / ``hed.fuse.*``: the edge heads, rescaled by k so that
-  :class:`perceptual.edges.HEDEdges` reproduces the edge detector exactly from the converted features.
+  :class:`perceptual.evaluation.edges.HEDEdges` reproduces the edge detector exactly from the converted features.
 
 The converted file is cached as ``$TORCH_HOME/hub/checkpoints/vgg16_hed-<sha256[:8]>.pth`` and
 verified against the hash in its name on every load, as torch.hub does for torchvision weights.

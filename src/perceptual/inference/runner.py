@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
-def load_net(path: str | Path) -> tuple[nn.Module, CheckpointMetadata]:
-    """The trained net of a checkpoint or ``zoo:<name>`` in eval mode, and the checkpoint's metadata (task, styles)."""
-    checkpoint = read_checkpoint(path)
+def load_net(path: str | Path, trust: bool = False) -> tuple[nn.Module, CheckpointMetadata]:
+    """The trained net of a checkpoint or ``zoo:<name>`` in eval mode, and the checkpoint's metadata (task, styles);
+    ``trust`` loads a file that needs full unpickling (unsafe: see :func:`perceptual.checkpoints.load_file`)."""
+    checkpoint = read_checkpoint(path, trust)
     return build_net(checkpoint), checkpoint_metadata(checkpoint)
 
 

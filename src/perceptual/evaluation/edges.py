@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perceptual.hed import load_hed_state
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.hed import load_hed_state
+from perceptual.lossnet.vgg import LossNetwork
 
 # The edge heads read the last ReLU of each VGG-16 block.
 SIDE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -25,7 +25,7 @@ class HEDEdges(nn.Module):
     fused by a 1x1 conv; pooling rounds up on odd sizes as Keras' ``same`` pooling does.
 
     Args:
-        state: converted weights (:func:`perceptual.hed.convert_hed_h5`); the cached ones when not given.
+        state: converted weights (:func:`perceptual.lossnet.hed.convert_hed_h5`); the cached ones when not given.
     """
 
     def __init__(self, state: dict[str, Tensor] | None = None) -> None:

@@ -35,13 +35,14 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from perceptual.errors import ConfigError, ExportError
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import ReflectionPad, check_choice, crop, pad_to_multiple
 from perceptual.nets.stylebank import StyleBankNet
+from perceptual.optional import require
 
 Format = Literal["onnx", "torchscript"]
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 StyleBankInput = Literal["index", "weights"]
-EXPORT_EXTRA = "pip install perceptual[export]"
 METADATA_KEY = "perceptual.json"
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir")  # log every optimisation pass at INFO
 PARITY_TOLERANCE = 2 / 255  # largest acceptable |exported - PyTorch|, in [0, 1] units
@@ -93,9 +94,9 @@ class Graph:
         return image, torch.rand(batch, self.num_styles, generator=generator).softmax(dim=1)
 
 
-def graph_for(net: nn.Module, stylebank: StyleBankInput | None = None) -> Graph:
+def graph_for(net: TransformNet, stylebank: StyleBankInput | None = None) -> Graph:
     """The exportable form of ``net``; StyleBank nets need ``stylebank=index|weights`` (their second input)."""
-    if isinstance(net, StyleBankNet):
+    if net.capabilities.fusion:
         if stylebank is None:
             raise ConfigError(
                 f"this StyleBank checkpoint has {net.num_styles} style banks: pass stylebank=index (a bank per image "
@@ -157,10 +158,7 @@ def min_side(graph: Graph) -> int:
 def _require(*modules: str) -> None:
     """Import ``modules`` or fail in one line naming the extra that installs them."""
     for name in modules:
-        try:
-            __import__(name)
-        except ImportError:
-            raise ConfigError(f"format=onnx needs the {name} package: {EXPORT_EXTRA}") from None
+        require(name, "format=onnx")
 
 
 @contextmanager
@@ -214,8 +212,7 @@ def load_exported(path: str | Path) -> Callable[..., Tensor]:
     tensors in, float32 tensor out."""
     path = Path(path)
     if path.suffix == SUFFIXES["onnx"]:
-        _require("onnxruntime")
-        import onnxruntime
+        onnxruntime = require("onnxruntime", "format=onnx")
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [node.name for node in session.get_inputs()]
@@ -239,8 +236,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The ``perceptual.json`` metadata an exported file carries."""
     path = Path(path)
     if path.suffix == SUFFIXES["onnx"]:
-        _require("onnx")
-        import onnx
+        onnx = require("onnx", "format=onnx")
 
         props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
         return json.loads(props[METADATA_KEY])
@@ -272,7 +268,7 @@ class ExportResult:
 
 
 def export_net(
-    net: nn.Module,
+    net: TransformNet,
     fmt: Format,
     output: str | Path,
     stylebank: StyleBankInput | None = None,
@@ -296,7 +292,7 @@ def export_net(
         "net": type(net).__name__,
         "inputs": list(graph.input_names),
         "min_side": side,
-        "scale": getattr(net, "upscale", 1),
+        "scale": net.capabilities.scale,
         "num_styles": graph.num_styles,
     }
     if fmt == "onnx":

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from perceptual.edges import HEDEdges
+from perceptual.evaluation.edges import HEDEdges
 from perceptual.losses.gram import gram_matrix
-from perceptual.lossnet import LossNetwork
+from perceptual.lossnet.vgg import LossNetwork
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,6 +24,7 @@ from torch import Tensor
 from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 from perceptual.imaging.io import to_uint8
+from perceptual.optional import require
 
 FlowMethod = Literal["dis", "farneback"]
 TemporalMode = Literal["stable", "none"]
@@ -39,6 +39,7 @@ def optical_flow(source: Tensor, target: Tensor, method: FlowMethod = "dis") -> 
     """Flow [2, H, W] from ``source`` [3, H, W] to ``target`` (their luma), by OpenCV's DIS (medium preset) or
     Farneback method."""
     check_choice("flow", method, FlowMethod)
+    cv2 = require("cv2", "optical flow (temporal=stable, the warping error)")
     a, b = (cv2.cvtColor(to_uint8(frame), cv2.COLOR_RGB2GRAY) for frame in (source, target))
     if method == "dis":
         flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from perceptual.errors import ConfigError
-from perceptual.nets.stylebank import StyleBankNet
+from perceptual.nets.base import TransformNet
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,11 @@ def net_stride(net: nn.Module) -> int:
     return math.prod(max(module.stride) for module in net.modules() if isinstance(module, nn.Conv2d))
 
 
-def probe_kwargs(net: nn.Module) -> dict[str, Any]:
+def probe_kwargs(net: TransformNet) -> dict[str, Any]:
     """Keyword arguments that make ``net`` run every branch it has: a StyleBank net with every bank fused, so the
     radius and the geometry cover any bank or fusion a caller picks."""
-    if isinstance(net, StyleBankNet):
-        return {"weights": torch.ones(1, net.num_styles, 1, 1, dtype=torch.float64)}
+    if net.capabilities.fusion:
+        return {"weights": torch.ones(1, net.capabilities.banks, 1, 1, dtype=torch.float64)}
     return {}
 
 
@@ -305,8 +305,8 @@ def _halo(overlap: Any, geometry: NetGeometry) -> int:
 
 
 class TiledApply:
-    """``apply`` (``[B, 3, H, W] -> [B, 3, sH, sW]``, e.g. a :class:`~perceptual.inference.Runner` of ``net``) run
-    tile by tile on images larger than ``tile``, with the untiled result (see the module doc).
+    """``apply`` (``[B, 3, H, W] -> [B, 3, sH, sW]``, e.g. a :class:`~perceptual.inference.runner.Runner` of
+    ``net``) run tile by tile on images larger than ``tile``, with the untiled result (see the module doc).
 
     Only the input and the output exist at full size; the net sees windows of at most ``tile`` x ``tile`` pixels,
     each moved to the runner's device and back. Keyword arguments pass through; 4-D tensors that are maps over the
@@ -433,7 +433,7 @@ class TiledApply:
 
 
 def with_tiling(
-    apply: Callable[..., Tensor], net: nn.Module, tile: int | None, overlap: int | str = AUTO
+    apply: Callable[..., Tensor], net: TransformNet, tile: int | None, overlap: int | str = AUTO
 ) -> Callable[..., Tensor]:
     """``apply`` tiled with :class:`TiledApply`; ``tile=None`` returns ``apply`` unchanged."""
     return apply if tile is None else TiledApply(apply, net, tile, overlap)

@@ -18,7 +18,7 @@ paper writes ``sum_i K_i(M_i F)``: the same inside each region, without adding e
 over the whole image, and defined for banks deeper than one conv.
 
 How strongly the result is applied (``strength``) is the same pixel blend with the input for every net
-(:mod:`perceptual.postprocess`), not a fusion option.
+(:mod:`perceptual.inference.postprocess`), not a fusion option.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from perceptual.choices import check_choice
 from perceptual.errors import ConfigError
 from perceptual.imaging.io import list_images, load_image
+from perceptual.nets.base import TransformNet
 from perceptual.nets.blocks import pad_to_multiple
 from perceptual.nets.stylebank import StyleBankNet
 
@@ -165,14 +166,16 @@ class StyleBankFusion:
         return weights.index_add_(1, torch.tensor(self.banks), shares)
 
 
-def with_fusion(apply: Callable[..., Tensor], net: nn.Module, options: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:
-    """``apply`` (e.g. a :class:`~perceptual.inference.Runner` of ``net``) with the fusion ``options``
+def with_fusion(
+    apply: Callable[..., Tensor], net: TransformNet, options: Mapping[str, Any]
+) -> Callable[[Tensor], Tensor]:
+    """``apply`` (e.g. a :class:`~perceptual.inference.runner.Runner` of ``net``) with the fusion ``options``
     (keys of :data:`FUSION_OPTIONS`, ``None`` = unset) turned into ``weights`` per batch.
 
     Nets other than StyleBank take no options and get ``apply`` unchanged.
     """
     chosen = {key: value for key, value in options.items() if value is not None}
-    if not isinstance(net, StyleBankNet):
+    if not net.capabilities.fusion:
         if chosen:
             keys = ", ".join(f"{key}=" for key in chosen)
             raise ConfigError(f"{keys} only apply to StyleBank checkpoints; this one holds a {type(net).__name__}")

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from perceptual.errors import ConfigError
 from perceptual.imaging.color import keep_chroma
-from perceptual.nets import SuperResolutionNet
+from perceptual.nets.base import TransformNet
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class StyleControls:
 
 
 def with_style_controls(
-    apply: Callable[[Tensor], Tensor], net: nn.Module, strength: float = 1.0, preserve_color: bool = False
+    apply: Callable[[Tensor], Tensor], net: TransformNet, strength: float = 1.0, preserve_color: bool = False
 ) -> Callable[[Tensor], Tensor]:
     """``apply`` (images -> ``net``'s outputs) followed by the :class:`StyleControls`; ``apply`` itself when they
     change nothing. Refuses super-resolution nets, whose output has another size and no style."""
@@ -62,9 +62,9 @@ def with_style_controls(
     controls = StyleControls(strength, bool(preserve_color))
     if not controls.changes_output:
         return apply
-    if isinstance(net, SuperResolutionNet):
+    if not net.capabilities.styled:
         raise ConfigError(
-            "strength and preserve_color apply to style nets; this checkpoint holds a SuperResolutionNet, whose "
+            f"strength and preserve_color apply to style nets; this checkpoint holds a {type(net).__name__}, whose "
             "upscaled output has no style to fade or recolour: drop them"
         )
     return lambda images: controls(images, apply(images))

@@ -1,6 +1,6 @@
 """Apply a trained net to a video: frames decoded in batches, each batch through the same ``apply`` callable as
 images ([B,3,H,W] -> [B,3,H',W'], so tiling, fusion and colour options compose), optionally stabilised along the
-input's optical flow (:mod:`perceptual.temporal`), re-encoded at the input's frame rate with its audio copied.
+input's optical flow (:mod:`perceptual.inference.temporal`), re-encoded at the input's frame rate with its audio copied.
 
 A video that breaks off part-way is not lost: the frames read before the failure are written and the failure is
 reported (exit code 1).
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from perceptual.errors import DataError
-from perceptual.temporal import Stabiliser, make_stabiliser
-from perceptual.video import EncoderSettings, VideoReader, VideoWriter, is_video_file
+from perceptual.inference.temporal import Stabiliser, make_stabiliser
+from perceptual.inference.video import EncoderSettings, VideoReader, VideoWriter, is_video_file
+from perceptual.nets.base import TransformNet
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,11 @@ class VideoReport:
 
 
 def video_settings(
-    temporal: str, options: Mapping[str, Any], net: nn.Module
+    temporal: str, options: Mapping[str, Any], net: TransformNet
 ) -> tuple[Stabiliser | None, EncoderSettings]:
     """The stabiliser for ``net`` and the encoder settings, from ``temporal=`` and the ``video.*`` keys of
     ``conf/stylize.yaml``."""
-    stride = getattr(net, "downsample", 1)
-    stabiliser = make_stabiliser(temporal, stride, options["blend"], options["flow"], options["align"])
+    stabiliser = make_stabiliser(temporal, net.capabilities.stride, options["blend"], options["flow"], options["align"])
     return stabiliser, EncoderSettings(options["codec"], options["crf"], options["pix_fmt"], dict(options["options"]))
 
 

@@ -1,5 +1,5 @@
 """The optimisation baseline as a command (``src/optimize_image.py``): compose the criterion from config, optimise an
-image's pixels (:mod:`perceptual.pixel_optimization`), write the image, the loss curve and TensorBoard logs into the
+image's pixels (:mod:`perceptual.optimization.pixel`), write the image, the loss curve and TensorBoard logs into the
 run directory."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
-from perceptual.inference import resolve_device
+from perceptual.inference.runner import resolve_device
 from perceptual.losses.criterion import LossOutput
-from perceptual.pixel_optimization import OptimizationResult, initial_image, optimize_image
+from perceptual.optimization.pixel import OptimizationResult, initial_image, optimize_image
 from perceptual.training import build_criterion, flush_denormals
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """Score super-resolution on a benchmark folder the way SR papers do: the bicubic baseline and a trained net.
 
-Protocol (see :mod:`perceptual.metrics`): outputs quantised to 8 bit as a saved PNG would be, PSNR / SSIM on the Y of
-MATLAB's ``rgb2ycbcr`` with ``scale`` border pixels cropped, and the mean of the per-image values. The bicubic
-baseline is MATLAB's ``imresize`` on 8-bit levels (``uint8=True``), which reproduces the published bicubic rows, so
-the model's row is comparable with published tables. Images are processed one at a time: benchmark images are large
-and differ in size.
+Protocol (see :mod:`perceptual.evaluation.metrics`): outputs quantised to 8 bit as a saved PNG would be, PSNR / SSIM
+on the Y of MATLAB's ``rgb2ycbcr`` with ``scale`` border pixels cropped, and the mean of the per-image values. The
+bicubic baseline is MATLAB's ``imresize`` on 8-bit levels (``uint8=True``), which reproduces the published bicubic
+rows, so the model's row is comparable with published tables. Images are processed one at a time: benchmark images
+are large and differ in size.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from perceptual.choices import check_choice
 from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
-from perceptual.image_files import BatchReport
+from perceptual.evaluation.metrics import psnr_y, sharpness_y, ssim_y
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import save_image
 from perceptual.imaging.resize import imresize
-from perceptual.inference import Precision, Runner, load_net
-from perceptual.metrics import psnr_y, sharpness_y, ssim_y
-from perceptual.tiling import AUTO, with_tiling
+from perceptual.inference.image_files import BatchReport
+from perceptual.inference.pipeline import PipelineOptions, build_pipeline
+from perceptual.inference.runner import Precision, load_net
+from perceptual.inference.tiling import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,16 @@ def load_upscaler(
     compile: bool = False,
     tile: int | None = None,
     tile_overlap: int | str = AUTO,
+    trust_checkpoint: bool = False,
 ) -> Upscaler:
-    """The checkpoint's SR net as a :class:`Runner` (tiled when ``tile`` is set, see :mod:`perceptual.tiling`);
-    refuses other tasks and other scales (the metrics would lie)."""
-    net, metadata = load_net(ckpt)
+    """The checkpoint's SR net as a :class:`Runner` (tiled when ``tile`` is set, see
+    :mod:`perceptual.inference.tiling`); refuses other tasks and other scales (the metrics would lie)."""
+    net, metadata = load_net(ckpt, trust_checkpoint)
     if metadata.task != "sr":
         raise ConfigError(f"ckpt={ckpt} is a {metadata.task} checkpoint; pass one trained with task=sr")
     if net.scale != scale:
         raise ConfigError(f"ckpt={ckpt} upscales x{net.scale} but scale={scale}; pass scale={net.scale}")
-    return with_tiling(Runner(net, device, precision, channels_last, compile), net, tile, tile_overlap)
+    return build_pipeline(net, PipelineOptions(device, precision, channels_last, compile, tile, tile_overlap))
 
 
 def match_histogram(image: Tensor, reference: Tensor) -> Tensor:
@@ -104,7 +106,7 @@ class Score:
     method: str
     psnr: float
     ssim: float
-    sharpness: float  # mean Y gradient relative to HR (perceptual.metrics.sharpness_y)
+    sharpness: float  # mean Y gradient relative to HR (perceptual.evaluation.metrics.sharpness_y)
 
     def values(self) -> dict[str, float]:
         """The figures by :data:`METRICS` name, in that order."""

@@ -16,10 +16,10 @@ from torchvision.utils import make_grid
 
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
-from perceptual.inference import resolve_device
+from perceptual.inference.runner import resolve_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
-from perceptual.lossnet import LossNetwork
-from perceptual.pixel_optimization import Optimizer, initial_image, optimize_image
+from perceptual.lossnet.vgg import LossNetwork
+from perceptual.optimization.pixel import Optimizer, initial_image, optimize_image
 from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)

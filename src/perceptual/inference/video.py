@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
-import av.logging
 import numpy as np
 import torch
 from torch import Tensor
 
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.io import array_to_tensor, to_uint8
+from perceptual.optional import require
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,12 @@ CRF_CODECS = ("libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1")  # enco
 
 def is_video_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def pyav() -> Any:
+    """The ``av`` module (with ``av.logging``), or a one-line error naming ``pip install 'perceptual[video]'``."""
+    require("av.logging", "video input and output")
+    return require("av", "video input and output")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class VideoInfo:
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
+    av = pyav()
     if not path.is_file():
         raise DataError(f"video {path} does not exist; check the path")
     try:
@@ -107,6 +116,7 @@ class VideoReader:
         self.container.close()
 
     def _frames(self) -> Iterator[np.ndarray]:
+        av = pyav()
         level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
         av.logging.set_level(av.logging.ERROR)
         av.logging.set_skip_repeated(False)  # PyAV drops a message equal to the last one: a second bad file would pass
@@ -132,6 +142,7 @@ class VideoReader:
 
     def _logged_error(self, logs: list[tuple[int, str, str]]) -> bool:
         """Record the first error the demuxer or decoder logged, if any."""
+        av = pyav()
         if self.failure is None:
             for level, name, message in logs:
                 if level <= av.logging.ERROR and name in self._sources:
@@ -185,6 +196,7 @@ class EncoderSettings:
 
     def pixel_format(self, codec: av.codec.Codec, width: int, height: int) -> str:
         """The requested format, or for ``auto`` yuv420p when both sides are even and else one with full chroma."""
+        av = pyav()
         supported = [f.name for f in codec.video_formats or ()]
         odd = width % 2 or height % 2
         if self.pix_fmt == "auto":
@@ -207,6 +219,7 @@ class EncoderSettings:
 
 
 def _encoder(name: str) -> av.codec.Codec:
+    av = pyav()
     try:
         return av.codec.Codec(name, "w")
     except (av.codec.codec.UnknownCodecError, ValueError):
@@ -231,6 +244,7 @@ class VideoWriter:
         settings: EncoderSettings | None = None,
         audio_from: str | os.PathLike | None = None,
     ) -> None:
+        av = pyav()
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         settings = settings or EncoderSettings()
@@ -268,6 +282,7 @@ class VideoWriter:
 
     def _copy_audio(self, source: Path) -> None:
         """Remux every audio stream of ``source`` (before any video: the muxer interleaves by timestamp)."""
+        av = pyav()
         with av.open(str(source)) as container:
             streams = container.streams.audio
             if not streams:
@@ -290,6 +305,7 @@ class VideoWriter:
                 log.warning("audio of %s copied only in part: %s", source, error)
 
     def write(self, frames: Tensor) -> None:
+        av = pyav()
         for image in frames:
             frame = av.VideoFrame.from_ndarray(to_uint8(image), format="rgb24")
             frame.pts = self.frames_written
