@@ -247,6 +247,31 @@ def test_resuming_from_any_step_gives_the_uninterrupted_weights(
     assert max_difference(weights(resumed / "last.ckpt"), weights(references[task] / "last.ckpt")) <= TOLERANCE
 
 
+def test_a_run_stopping_between_periodic_checkpoints_saves_its_last_step(
+    references: dict[str, Path], tmp_path: Path
+) -> None:
+    """Checkpoints every 5 steps, stopped at step 7: ``last.ckpt`` holds step 7, which resumes to the reference."""
+    stopped = train_here(
+        tmp_path / "stopped", "trainer.max_steps=7", "callbacks.model_checkpoint.every_n_train_steps=5", *TASKS["style"]
+    )
+    last = stopped / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 7
+    assert max_difference(weights(last), weights(references["style"] / "step_0000007.ckpt")) <= TOLERANCE
+    resumed = train_here(tmp_path / "resumed", f"trainer.max_steps={STEPS}", f"ckpt_path={last}", *TASKS["style"])
+    assert max_difference(weights(resumed / "last.ckpt"), weights(references["style"] / "last.ckpt")) <= TOLERANCE
+
+
+def test_resuming_in_the_run_directory_overwrites_last_ckpt(tmp_path: Path) -> None:
+    """``last.ckpt`` stays the newest state: a resumed run must not write ``last-v1.ckpt`` beside a stale one (the
+    first periodic checkpoint records no earlier ``last.ckpt``, so the resumed run took the file for another's)."""
+    first = train_here(
+        tmp_path, "trainer.max_steps=4", "callbacks.model_checkpoint.every_n_train_steps=4", *TASKS["style"]
+    )
+    train_here(tmp_path, "trainer.max_steps=6", f"ckpt_path={first / 'last.ckpt'}", *TASKS["style"])
+    assert not list(first.glob("last-v*.ckpt"))
+    assert torch.load(first / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
 def test_resuming_twice_at_epoch_ends_gives_the_uninterrupted_weights(
     references: dict[str, Path], tmp_path: Path
 ) -> None:

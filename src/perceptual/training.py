@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
@@ -136,6 +137,19 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
+def save_final_checkpoint(trainer: pl.Trainer) -> None:
+    """Write ``last.ckpt`` at the step training stopped at.
+
+    ModelCheckpoint saves every N steps only, so a run stopped by ``trainer.max_time``, or by a ``max_steps`` that is
+    not a multiple of N, would otherwise lose every step since its last periodic save.
+    """
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or not callback.save_last or callback.dirpath is None:
+        return
+    if trainer.global_step > 0:
+        trainer.save_checkpoint(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
     check_types(cfg)
@@ -156,6 +170,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if criterion.loss_net is not None:
         describe_loss_network(criterion.loss_net, loggers, Path(cfg.paths.output_dir))
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=not trust)
+    save_final_checkpoint(trainer)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     log_hparams_summary(loggers, cfg, metrics, step=max(trainer.global_step - 1, 0))  # Lightning's last logged step
     log.info("finished at step %d: %s", trainer.global_step, metrics)
