@@ -84,8 +84,7 @@ def test_measure_reports_the_net_objective_and_the_curve_at_each_count() -> None
     assert list(result.lbfgs) == [2, 4] and len(result.curve) == 4
     assert result.lbfgs[4] == result.curve[3]
     assert result.feed_forward == pytest.approx(criterion(photo.flip(-1), target=photo).total.item())
-    assert result.iterations == equivalent_iterations([2, 4], [result.lbfgs[2], result.lbfgs[4]],
-                                                      result.feed_forward, result.initial)  # fmt: skip
+    assert result.iterations == equivalent_iterations([1, 2, 3, 4], result.curve, result.feed_forward, result.initial)
 
 
 def training_criterion(output_dir: Path, *overrides: str) -> PerceptualCriterion:

@@ -13,7 +13,8 @@ Three steps, each usable alone:
    linearly in iterations and in log-objective between the recorded counts; 0 when the net does worse than the
    starting image, ``inf`` (shown as ``>max``) when it does better than the last count.
 
-:func:`measure` runs 2 and 3 for one photo and the net's output of it.
+:func:`measure` runs 2 and 3 for one photo and the net's output of it; it reports the objective at the listed counts
+and interpolates the equivalent iterations between consecutive iterations (every one is recorded).
 """
 
 from __future__ import annotations
@@ -200,14 +201,17 @@ def measure(
     seed: int = 0,
     name: str = "photo",
 ) -> PhotoParity:
-    """Parity of the net's ``output`` for ``photo`` (both [1,3,H,W] on the criterion's device)."""
+    """Parity of the net's ``output`` for ``photo`` (both [1,3,H,W] on the criterion's device): L-BFGS for the
+    largest of ``counts`` iterations, the objective at each count, and the equivalent iterations interpolated between
+    consecutive iterations of the whole curve (finer than between the listed counts)."""
     counts = sorted(set(counts))
     if not counts or counts[0] < 1:
         raise DataError(f"iteration counts {counts} must be positive integers, e.g. 25,50,100,200,400")
     feed_forward = objective(criterion, output, photo)
     curve = lbfgs_curve(criterion, photo, counts[-1], init, seed)
     at = {count: curve.at(count) for count in counts}
-    iterations = equivalent_iterations(counts, list(at.values()), feed_forward, curve.initial)
+    every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
+    iterations = equivalent_iterations(every, curve.losses, feed_forward, curve.initial)
     return PhotoParity(name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image)
 
 
