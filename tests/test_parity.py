@@ -1,9 +1,12 @@
-"""Objective parity (perceptual.parity) on tiny criteria with random features."""
+"""Objective parity (perceptual.parity, experiments/style_quality/parity.py) on tiny criteria with random features."""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import compose_config, save_net, train_run
+from conftest import REPO, compose_config, error_lines, save_net, train_run, write_images
 from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import builtin_image
 from perceptual.errors import DataError
@@ -140,3 +143,41 @@ def test_checkpoints_that_cannot_rebuild_their_criterion_say_what_they_lack(tmp_
         rebuild_criterion(sr)
     with pytest.raises(DataError, match="bank=1 only applies to StyleBank"):
         rebuild_criterion(read_checkpoint(style_run / "checkpoints" / "last.ckpt"), bank=1)
+
+
+def parity_script():
+    spec = importlib.util.spec_from_file_location("parity_script", REPO / "experiments" / "style_quality" / "parity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parity_script_ends_with_the_summary_line(
+    tmp_path: Path, style_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = write_images(tmp_path / "photos", 2, size=(30, 36))
+    out = tmp_path / "out"
+    ckpt = str(style_run / "checkpoints" / "last.ckpt")
+    args = ["--ckpt", ckpt, "--photos", str(tmp_path / "photos"), "--size", "16", "--iterations", "3,100"]
+    parity_script().main([*args, "--out", str(out), "--device", "cpu"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    match = re.fullmatch(rf"parity {style_run.name} iterations=(>100|\d+\.\d) ff=(\S+) lbfgs100=(\S+)", lines[-1])
+    assert match, lines[-1]
+    rows = list(csv.DictReader((out / "parity.csv").read_text().splitlines()))
+    assert [row["photo"] for row in rows] == [path.stem for path in photos] + ["median"]
+    assert float(match[2]) == pytest.approx(float(rows[-1]["feed_forward"]), rel=1e-3)
+    assert float(match[3]) == pytest.approx(float(rows[-1]["lbfgs100"]), rel=1e-3)
+    assert match[1] == rows[-1]["iterations"] and rows[0]["init"] == "noise"
+    assert (out / "parity.png").is_file() and (out / f"{photos[0].stem}_net.png").is_file()
+
+
+def test_parity_script_refuses_a_checkpoint_without_a_run_config(
+    tmp_path: Path, style_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = build_net(read_checkpoint(style_run / "checkpoints" / "last.ckpt"))
+    ckpt = save_net(tmp_path / "old.ckpt", net, styles=("mosaic",))
+    with pytest.raises(SystemExit) as exit:
+        parity_script().main(["--ckpt", str(ckpt), "--photos", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "records no run config" in line and "no style image" not in line and "retrain" in line
