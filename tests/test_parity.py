@@ -139,7 +139,7 @@ def test_checkpoints_that_cannot_rebuild_their_criterion_say_what_they_lack(tmp_
     assert "\n" not in message and message.startswith("bare.ckpt records no run config")
     assert "no style image" in message and "no loss-network weights source" in message
     sr = read_checkpoint(save_net(tmp_path / "sr.ckpt", net, task="sr"))
-    with pytest.raises(DataError, match="holds a sr net; objective parity compares style nets"):
+    with pytest.raises(DataError, match="holds a net of task sr; objective parity compares style nets"):
         rebuild_criterion(sr)
     with pytest.raises(DataError, match="bank=1 only applies to StyleBank"):
         rebuild_criterion(read_checkpoint(style_run / "checkpoints" / "last.ckpt"), bank=1)

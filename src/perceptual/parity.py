@@ -87,7 +87,8 @@ def rebuild_criterion(
     metadata = checkpoint_metadata(checkpoint)
     if metadata.task not in STYLE_TASKS:
         raise DataError(
-            f"{source} holds a {metadata.task} net; objective parity compares style nets ({', '.join(STYLE_TASKS)})"
+            f"{source} holds a net of task {metadata.task}; objective parity compares style nets "
+            f"({', '.join(STYLE_TASKS)})"
         )
     if bank is not None and metadata.task != "stylebank":
         raise DataError(f"bank={bank} only applies to StyleBank checkpoints; {source} holds a {metadata.task} net")
