@@ -1,12 +1,13 @@
-"""Objective of a trained feed-forward net vs k iterations of optimisation (Johnson et al. 2016, Fig. 5).
+"""Objective of a trained feed-forward net vs k iterations of optimisation (Johnson et al. 2016, Fig. 5), per size.
 
     .venv/bin/python experiments/gatys_comparison/objective.py --run outputs/style/<run> \
         [--sizes 256 512 1024] [--iterations 100] [--images a.jpg b.jpg]
 
-The criterion (loss terms, weights, loss network, style image) is rebuilt from the training run's
-own ``.hydra/config.yaml``, so both methods minimise exactly the same objective. Optimisation starts
-from noise (L-BFGS). Writes ``objective.png`` (curves with the net's value as a dashed line) and
-``objective.csv`` next to this script, and prints a table.
+The criterion (loss terms, weights, loss network, style image) is rebuilt from what the run's checkpoint records
+(perceptual.evaluation.parity.rebuild_criterion), so both methods minimise exactly the same objective. Optimisation
+starts from noise (L-BFGS). Writes ``objective.png`` (curves with the net's value as a dashed line) and
+``objective.csv`` next to this script, and prints a table. experiments/style_quality/parity.py is the same measure
+at one size, with medians over a folder of photos.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from omegaconf import OmegaConf
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.checkpoints import build_net, read_checkpoint
-from perceptual.data.sample import VAL_PHOTOS, builtin_image, resolve_image
+from perceptual.cli import report_errors
+from perceptual.data.sample import VAL_PHOTOS, builtin_image
+from perceptual.evaluation.parity import format_iterations, measure, rebuild_criterion
 from perceptual.imaging.io import load_image
-from perceptual.optimization.pixel import initial_image, optimize_image
-from perceptual.training import build_criterion
 
 HERE = Path(__file__).parent
 
@@ -45,17 +45,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
 
-    cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
-    criterion = build_criterion(cfg.loss, cfg.loss_net)
-    criterion.set_styles([resolve_image(cfg.style, "style", cfg.task.get("style_size"))])
-    checkpoint = read_checkpoint(args.run / "checkpoints" / "last.ckpt")
+    with report_errors():
+        checkpoint = read_checkpoint(args.run / "checkpoints" / "last.ckpt")
+        criterion = rebuild_criterion(checkpoint, source=str(args.run))
     net = build_net(checkpoint)
     images = (
         {Path(p).stem: load_image(p) for p in args.images}
         if args.images
         else {name: builtin_image(name) for name in VAL_PHOTOS}
     )
-    print(f"net trained {checkpoint['global_step']} steps; loss network weights: {cfg.loss_net.weights}")
+    print(f"net trained {checkpoint['global_step']} steps; loss network weights: {criterion.loss_net.weights_source}")
     print("| size | image | feed-forward objective | optimisation after k iterations | iterations to reach the net |")
     print("|---|---|---|---|---|")
     rows = []
@@ -66,13 +65,15 @@ def main() -> None:
         for name, image in images.items():
             content = square(image, size)
             with torch.no_grad():
-                feed_forward = criterion(net(content), target=content).total.item()
-            curve = optimize_image(criterion, initial_image("noise", content), content, steps=steps).losses
-            reached = next((i + 1 for i, loss in enumerate(curve) if loss <= feed_forward), None)
-            print(f"| {size} | {name} | {feed_forward:.4g} | {curve[-1]:.4g} (k={steps}) | {reached or f'> {steps}'} |")
-            rows.append([size, name, feed_forward, steps, curve[-1], reached or ""])
-            line = axis.plot(range(1, steps + 1), curve, label=f"{name}: optimisation")[0]
-            axis.axhline(feed_forward, linestyle="--", color=line.get_color(), label=f"{name}: feed-forward net")
+                output = net(content)
+            result = measure(criterion, content, output, [steps], name=name)
+            reached = format_iterations(result.iterations, [steps])
+            print(
+                f"| {size} | {name} | {result.feed_forward:.4g} | {result.lbfgs[steps]:.4g} (k={steps}) | {reached} |"
+            )
+            rows.append([size, name, result.feed_forward, steps, result.lbfgs[steps], reached])
+            line = axis.plot(range(1, steps + 1), result.curve, label=f"{name}: optimisation")[0]
+            axis.axhline(result.feed_forward, linestyle="--", color=line.get_color(), label=f"{name}: feed-forward net")
         axis.set(title=f"{size} x {size}", xlabel="L-BFGS iteration", ylabel="objective", yscale="log")
         axis.legend(fontsize=7)
     figure.tight_layout()

@@ -1,0 +1,162 @@
+"""Objective parity of a style net (Johnson et al. 2016, Fig. 5): the L-BFGS iteration count on the net's own training
+criterion that reaches the objective of the net's output, per photo and as a median (see perceptual.evaluation.parity).
+
+    python experiments/style_quality/parity.py --ckpt outputs/style/<run>/checkpoints/last.ckpt --photos photos/
+    python experiments/style_quality/parity.py --ckpt zoo:stylebank --bank 0 --size 128 --iterations 10,25,50
+
+The criterion is rebuilt from the checkpoint (run config, style image, loss-network weights). Photos are resized to
+--size on the shorter side and centre-cropped to a multiple of the net's stride. L-BFGS starts from uniform noise
+(the paper's initialisation; --init content starts from the photo). Prints a table, writes parity.csv, parity.png and
+the images into --out, and ends with one line:
+    parity <name> iterations=<median> ff=<median objective> lbfgs100=<median objective after 100 iterations>
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from perceptual.checkpoints import build_net, read_checkpoint
+from perceptual.cli import report_errors
+from perceptual.errors import DataError
+from perceptual.evaluation.parity import (
+    DEFAULT_ITERATIONS,
+    PhotoParity,
+    format_iterations,
+    measure,
+    median,
+    prepare_photo,
+    rebuild_criterion,
+    summary_line,
+)
+from perceptual.imaging.io import list_images, load_image, save_image
+from perceptual.inference.fusion import with_fusion
+from perceptual.inference.runner import Runner
+from perceptual.locations import PREFIX
+from perceptual.training import flush_denormals
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_CONTENT = REPO.parent / "shared" / "data" / "content"
+
+
+def iteration_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of counts, e.g. 25,50,100") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive iteration counts, e.g. 25,50,100,200,400")
+    return counts
+
+
+def run_name(ckpt: str, bank: int | None) -> str:
+    """``zoo:candy`` -> ``candy``; a run's ``<run>/checkpoints/x.ckpt`` -> ``<run>``; else the file's stem."""
+    path = Path(ckpt)
+    if ckpt.startswith(PREFIX):
+        name = ckpt.removeprefix(PREFIX)
+    elif path.parent.name == "checkpoints" and path.parent.parent.name:
+        name = path.parent.parent.name
+    else:
+        name = path.stem
+    name = "_".join(name.split())
+    return name if bank is None else f"{name}:bank{bank}"
+
+
+def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], init: str) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["photo", "init", "feed_forward", "initial", *(f"lbfgs{k}" for k in counts), "iterations"])
+        for r in results:
+            values = [r.feed_forward, r.initial, *(r.lbfgs[k] for k in counts)]
+            writer.writerow([r.name, init, *(f"{v:.6g}" for v in values), format_iterations(r.iterations, counts)])
+        medians = [median([getattr(r, key) for r in results]) for key in ("feed_forward", "initial")]
+        medians += [median([r.lbfgs[k] for r in results]) for k in counts]
+        iterations = format_iterations(median([r.iterations for r in results]), counts)
+        writer.writerow(["median", init, *(f"{v:.6g}" for v in medians), iterations])
+
+
+def plot(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], title: str) -> None:
+    import matplotlib  # optional (the dev extra): only the plot needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        line = axis.plot(range(0, len(r.curve) + 1), [r.initial, *r.curve], label=f"{r.name}: L-BFGS")[0]
+        colour = line.get_color()
+        axis.plot(counts, [r.lbfgs[k] for k in counts], "o", color=colour, markersize=4)
+        label = f"{r.name}: net ({format_iterations(r.iterations, counts)} it.)"
+        axis.axhline(r.feed_forward, linestyle="--", color=colour, label=label)
+        if 0 < r.iterations < math.inf:
+            axis.axvline(r.iterations, linestyle=":", color=colour)
+    axis.set(title=title, xlabel="L-BFGS iteration", ylabel="objective (net's training criterion)", yscale="log")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="style or StyleBank checkpoint, or zoo:<name>")
+    parser.add_argument("--photos", nargs="+", type=Path, default=[SHARED_CONTENT], help="folders or image files")
+    parser.add_argument("--size", type=int, default=256, help="shorter side of the photos (default 256)")
+    parser.add_argument(
+        "--iterations", type=iteration_counts, default=list(DEFAULT_ITERATIONS), help="counts to record (25,...,400)"
+    )
+    parser.add_argument("--init", choices=("noise", "content"), default="noise", help="L-BFGS start (paper: noise)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise start")
+    parser.add_argument("--bank", type=int, help="StyleBank checkpoints: the bank (style) to measure (default 0)")
+    parser.add_argument("--style", help="the style image, where the recorded path does not resolve here")
+    parser.add_argument(
+        "--out", type=Path, help="folder for parity.csv, parity.png and images (default outputs/parity/)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    args = parser.parse_args(argv)
+    name = run_name(args.ckpt, args.bank)
+    out = args.out or Path("outputs") / "parity" / name.replace(":", "_")
+    flush_denormals()
+
+    with report_errors():
+        checkpoint = read_checkpoint(args.ckpt)
+        criterion = rebuild_criterion(checkpoint, bank=args.bank, style=args.style, source=args.ckpt)
+        net = build_net(checkpoint)
+        runner = Runner(net, device=args.device)
+        criterion = criterion.to(runner.device)
+        stylise = with_fusion(runner, net, {"bank": args.bank})
+        paths = [path for spec in args.photos for path in list_images(spec)]
+        if not paths:
+            raise DataError(f"no images in {', '.join(map(str, args.photos))}; pass --photos <folder or files>")
+        counts = args.iterations
+        print(f"{name}: L-BFGS from {args.init}, {max(counts)} iterations, photos at {args.size} px shorter side")
+        print(f"| photo | size | net | {' | '.join(f'L-BFGS {k}' for k in counts)} | equivalent iterations |")
+        print(f"|---|---|---|{'---|' * len(counts)}---|")
+        results = []
+        for path in paths:
+            photo = prepare_photo(load_image(path), args.size, net.capabilities.stride).to(runner.device)
+            output = stylise(photo).to(runner.device)
+            result = measure(criterion, photo, output, counts, args.init, args.seed, name=path.stem)
+            results.append(result)
+            size = "x".join(map(str, photo.shape[-2:]))
+            values = " | ".join(f"{result.lbfgs[k]:.4g}" for k in counts)
+            iterations = format_iterations(result.iterations, counts)
+            print(f"| {path.stem} | {size} | {result.feed_forward:.4g} | {values} | {iterations} |", flush=True)
+            save_image(output[0].cpu(), out / f"{path.stem}_net.png")
+            save_image(result.lbfgs_image[0].cpu(), out / f"{path.stem}_lbfgs{max(counts)}.png")
+        values = " | ".join(f"{median([r.lbfgs[k] for r in results]):.4g}" for k in counts)
+        iterations = format_iterations(median([r.iterations for r in results]), counts)
+        feed_forward = median([r.feed_forward for r in results])
+        print(f"| median | | {feed_forward:.4g} | {values} | {iterations} |")
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "parity.csv", results, counts, args.init)
+        plot(out / "parity.png", results, counts, f"{name}: L-BFGS from {args.init} vs the net")
+        print(f"wrote {out / 'parity.csv'} and {out / 'parity.png'}")
+    print(summary_line(name, results, counts))
+
+
+if __name__ == "__main__":
+    main()

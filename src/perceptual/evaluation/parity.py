@@ -1,0 +1,231 @@
+"""Objective parity (Johnson et al. 2016, Fig. 5): how many L-BFGS iterations on a style net's own training criterion
+reach the objective value that the net reaches in one forward pass.
+
+Three steps, each usable alone:
+
+1. :func:`rebuild_criterion`: the criterion a style net trained with, rebuilt from what its checkpoint records (the
+   run's composed config: loss terms, weights and layers, the loss network and ``task.style_size``; the style image(s)
+   and the loss network's weights source and checksum from the checkpoint metadata). A checkpoint that lacks any of it
+   is refused in one line naming what is missing.
+2. :func:`lbfgs_curve`: L-BFGS on the pixels of a photo against that criterion (:func:`perceptual.optimization.pixel.
+   optimize_image`), from noise as the paper does or from the photo, the objective recorded after every iteration.
+3. :func:`equivalent_iterations`: the iteration count at which the curve reaches the net's objective, interpolated
+   linearly in iterations and in log-objective between the recorded counts; 0 when the net does worse than the
+   starting image, ``inf`` (shown as ``>max``) when it does better than the last count.
+
+:func:`measure` runs 2 and 3 for one photo and the net's output of it; it reports the objective at the listed counts
+and interpolates the equivalent iterations between consecutive iterations (every one is recorded).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from perceptual.checkpoints import CheckpointMetadata, checkpoint_metadata
+from perceptual.data.sample import resolve_image
+from perceptual.errors import DataError
+from perceptual.losses.criterion import PerceptualCriterion
+from perceptual.optimization.pixel import Init, initial_image, optimize_image
+from perceptual.training import build_criterion
+
+DEFAULT_ITERATIONS = (25, 50, 100, 200, 400)
+STYLE_TASKS = ("style", "stylebank")
+RUN_CONFIG = "no run config (loss terms, weights, layers, style size)"
+RETRAIN_HINT = "retrain it with src/train.py, whose checkpoints record all of it"
+
+
+def _loss_net_config(cfg: DictConfig, recorded: Mapping[str, Any] | None, source: str) -> DictConfig:
+    """The run's ``loss_net`` with the weights source the run resolved it to (``auto`` names none)."""
+    loss_net = cfg.loss_net.copy()
+    if recorded is not None:
+        if recorded.get("arch") not in (None, loss_net.get("arch")):
+            raise DataError(
+                f"{source}'s run config says loss_net.arch={loss_net.get('arch')} but its metadata records "
+                f"{recorded['arch']}: the checkpoint is inconsistent; {RETRAIN_HINT}"
+            )
+        loss_net.weights = recorded.get("weights", loss_net.get("weights"))
+    return loss_net
+
+
+def _missing(metadata: CheckpointMetadata, cfg: DictConfig, style: str | None) -> list[str]:
+    """What a checkpoint with ``metadata`` and run config ``cfg`` lacks for :func:`rebuild_criterion`, as phrases."""
+    missing = []
+    if not all(key in cfg for key in ("loss", "loss_net", "task")):
+        missing.append(RUN_CONFIG)
+    if style is None and not metadata.styles:
+        missing.append("no style image")
+    weights = (metadata.loss_net or {}).get("weights") or OmegaConf.select(cfg, "loss_net.weights")
+    if weights in (None, "auto", "state_dict"):  # auto: resolved at training time to what was available there
+        missing.append("no loss-network weights source")
+    return missing
+
+
+def rebuild_criterion(
+    checkpoint: Mapping[str, Any], bank: int | None = None, style: str | None = None, source: str = "checkpoint"
+) -> PerceptualCriterion:
+    """The criterion ``checkpoint``'s net was trained with, its style statistics set (one style: the net's, or the
+    style of StyleBank bank ``bank``).
+
+    Args:
+        checkpoint: a style or StyleBank checkpoint in the current format (:func:`perceptual.checkpoints.
+            read_checkpoint`).
+        bank: StyleBank only: whose style (default 0). For an incremental StyleBank checkpoint, the recorded run is the
+            last one: its loss config stands for the older banks too.
+        style: the style image to use instead of the recorded path (the same image, where that path does not resolve
+            here); resized to the run's ``task.style_size`` like the recorded one.
+        source: the checkpoint's name in error messages.
+    """
+    metadata = checkpoint_metadata(checkpoint)
+    if metadata.task not in STYLE_TASKS:
+        raise DataError(
+            f"{source} holds a net of task {metadata.task}; objective parity compares style nets "
+            f"({', '.join(STYLE_TASKS)})"
+        )
+    if bank is not None and metadata.task != "stylebank":
+        raise DataError(f"bank={bank} only applies to StyleBank checkpoints; {source} holds a {metadata.task} net")
+    cfg = OmegaConf.create(metadata.run_config or "{}")
+    missing = _missing(metadata, cfg, style)
+    if missing:
+        listed = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
+        raise DataError(f"{source} records {listed}, so its training criterion cannot be rebuilt; {RETRAIN_HINT}")
+    if style is None:
+        if not 0 <= (bank or 0) < len(metadata.styles):
+            raise DataError(f"bank={bank} is out of range: {source} has banks 0..{len(metadata.styles) - 1}")
+        style = metadata.styles[bank or 0]
+    loss_net = _loss_net_config(cfg, metadata.loss_net, source)
+    criterion = build_criterion(cfg.loss, loss_net)
+    recorded_sha = (metadata.loss_net or {}).get("sha256")
+    if criterion.loss_net is not None and recorded_sha and criterion.loss_net.weights_sha256 != recorded_sha:
+        raise DataError(
+            f"loss_net.weights={loss_net.weights} here has SHA-256 {criterion.loss_net.weights_sha256}, not "
+            f"{recorded_sha} as {source} was trained with; provide the same weights file"
+        )
+    if criterion.needs_styles:
+        criterion.set_styles([resolve_image(style, "style", cfg.task.get("style_size"))])
+    return criterion
+
+
+def prepare_photo(image: Tensor, size: int | None, multiple: int = 1) -> Tensor:
+    """``image`` [3,H,W] with its shorter side resized to ``size`` (``None`` keeps it) and centre-cropped to multiples
+    of ``multiple`` (a net's stride), as a batch of one."""
+    if size:
+        image = TF.resize(image, size, antialias=True)
+    height, width = (side // multiple * multiple for side in image.shape[-2:])
+    if min(height, width) == 0:
+        raise DataError(f"a {tuple(image.shape[-2:])} photo is smaller than the net's stride {multiple}; pass --size")
+    return TF.center_crop(image, [height, width])[None]
+
+
+@torch.no_grad()
+def objective(criterion: PerceptualCriterion, image: Tensor, photo: Tensor) -> float:
+    """The criterion's value for ``image`` as a stylisation of ``photo`` (both [1,3,H,W])."""
+    return criterion(image, target=photo).total.item()
+
+
+@dataclass
+class LbfgsCurve:
+    """The objective at the starting image (``initial``) and after each L-BFGS iteration (``losses[k - 1]``), and
+    the image after the last."""
+
+    initial: float
+    losses: list[float]
+    image: Tensor
+
+    def at(self, iterations: int) -> float:
+        """The objective after ``iterations`` iterations (0: the start)."""
+        return self.losses[iterations - 1] if iterations else self.initial
+
+
+def lbfgs_curve(
+    criterion: PerceptualCriterion, photo: Tensor, steps: int, init: Init = "noise", seed: int = 0
+) -> LbfgsCurve:
+    """L-BFGS for ``steps`` iterations on the pixels of an image that starts as noise (the paper) or as ``photo``."""
+    result = optimize_image(criterion, initial_image(init, photo, seed), photo, steps=steps, optimizer="lbfgs")
+    return LbfgsCurve(initial=result.initial_loss, losses=result.losses, image=result.image)
+
+
+def equivalent_iterations(counts: Sequence[int], objectives: Sequence[float], target: float, initial: float) -> float:
+    """The iteration count at which a curve reaches ``target``.
+
+    The curve is ``(0, initial)`` then ``(counts[i], objectives[i])``; between two points it is linear in the count
+    and in log-objective. 0 when ``target`` is above ``initial`` (worse than the start), ``inf`` when it is below the
+    objective at the last count; otherwise the first crossing.
+    """
+    if len(counts) != len(objectives) or not counts:
+        raise ValueError("counts and objectives must be non-empty and of the same length")
+    if target >= initial:
+        return 0.0
+    previous_count, previous = 0, initial
+    for count, value in zip(counts, objectives):
+        if value <= target:
+            log_previous, log_value = (math.log(max(v, 1e-300)) for v in (previous, value))
+            log_target = math.log(max(target, 1e-300))
+            share = 1.0 if log_previous == log_value else (log_previous - log_target) / (log_previous - log_value)
+            return previous_count + share * (count - previous_count)
+        previous_count, previous = count, value
+    return math.inf
+
+
+def format_iterations(value: float, counts: Sequence[int]) -> str:
+    """``>max`` for a net better than the last count, else the count with one decimal."""
+    return f">{max(counts)}" if math.isinf(value) else f"{value:.1f}"
+
+
+@dataclass
+class PhotoParity:
+    """Parity on one photo: the net's objective, the L-BFGS objective at each listed count, the equivalent count."""
+
+    name: str
+    feed_forward: float
+    initial: float
+    lbfgs: dict[int, float]
+    iterations: float
+    curve: list[float] = field(repr=False, default_factory=list)
+    lbfgs_image: Tensor | None = field(repr=False, default=None)
+
+
+def measure(
+    criterion: PerceptualCriterion,
+    photo: Tensor,
+    output: Tensor,
+    counts: Sequence[int] = DEFAULT_ITERATIONS,
+    init: Init = "noise",
+    seed: int = 0,
+    name: str = "photo",
+) -> PhotoParity:
+    """Parity of the net's ``output`` for ``photo`` (both [1,3,H,W] on the criterion's device): L-BFGS for the
+    largest of ``counts`` iterations, the objective at each count, and the equivalent iterations interpolated between
+    consecutive iterations of the whole curve (finer than between the listed counts)."""
+    counts = sorted(set(counts))
+    if not counts or counts[0] < 1:
+        raise DataError(f"iteration counts {counts} must be positive integers, e.g. 25,50,100,200,400")
+    feed_forward = objective(criterion, output, photo)
+    curve = lbfgs_curve(criterion, photo, counts[-1], init, seed)
+    at = {count: curve.at(count) for count in counts}
+    every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
+    iterations = equivalent_iterations(every, curve.losses, feed_forward, curve.initial)
+    return PhotoParity(name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (``inf`` counts as larger than everything; NaN when empty)."""
+    return statistics.median(values) if values else math.nan
+
+
+def summary_line(name: str, results: Sequence[PhotoParity], counts: Sequence[int]) -> str:
+    """``parity <name> iterations=<median> ff=<median objective> lbfgs100=<median objective at 100 iterations>``
+    (``lbfgs100=n/a`` when fewer than 100 iterations ran)."""
+    iterations = format_iterations(median([r.iterations for r in results]), counts)
+    feed_forward = median([r.feed_forward for r in results])
+    at_100 = [r.curve[99] for r in results if len(r.curve) >= 100]
+    lbfgs100 = f"{median(at_100):.4g}" if at_100 else "n/a"
+    return f"parity {name} iterations={iterations} ff={feed_forward:.4g} lbfgs100={lbfgs100}"
