@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class, get_method
 
 from conftest import run_cli, run_command
-from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata
+from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata, read_checkpoint
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference.runner import load_net
 from perceptual.locations import ZOO_DIR, ZOO_ENV, resolve
@@ -131,3 +132,16 @@ def test_shipped_entries_load_and_run(entry, monkeypatch: pytest.MonkeyPatch) ->
     scale = getattr(net, "scale", 1)
     assert out.shape == (1, 3, 37 * scale, 45 * scale) and torch.isfinite(out).all()
     assert out.std() > 0.01  # not collapsed to a flat colour
+
+
+@pytest.mark.parametrize("entry", list_entries(ZOO_DIR), ids=lambda entry: entry.name)
+def test_shipped_entries_name_importable_classes_in_their_run_config(entry) -> None:
+    """Objective parity rebuilds a net's criterion from the run config its entry records: every ``_target_`` there
+    (loss network, loss terms, net, task) must stay importable when the package is reorganised."""
+    run_config = checkpoint_metadata(read_checkpoint(entry.path)).run_config
+    if run_config is None:
+        pytest.skip("entry records no run config")
+    targets = set(re.findall(r"_target_: ([\w.]+)", run_config))
+    assert targets
+    for target in targets:
+        get_class(target) if target[target.rfind(".") + 1].isupper() else get_method(target)
