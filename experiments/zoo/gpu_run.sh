@@ -26,7 +26,7 @@ if [ "$DRY" = --dry ]; then
   HW="CPU (dry run)"; common="trainer.accelerator=cpu trainer.precision=32-true trainer.max_steps=3 data.image_size=64 data.val_image_size=64 data.num_workers=0 task.channels_last=false trainer.val_check_interval=2"
   sr_common="trainer.accelerator=cpu trainer.precision=32-true trainer.max_steps=3 data.image_size=64 data.num_workers=0 task.channels_last=false trainer.val_check_interval=2"
 else
-  HW="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(nproc) CPU cores"
+  HW="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(nproc --all) CPU cores"  # --all: nproc obeys OMP_NUM_THREADS
   common="+trainer.benchmark=true"; sr_common="+trainer.benchmark=true"
   nvidia-smi dmon -s u -d 10 > "$OUT/gpu_util.log" 2>&1 &
   if command -v nvidia-cuda-mps-control >/dev/null; then   # overlapping kernels of several processes
