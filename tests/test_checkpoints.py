@@ -144,4 +144,8 @@ def test_task_checkpoints_carry_the_metadata(tmp_path: Path) -> None:
 
 
 def test_random_loss_network_has_no_checksum() -> None:
-    assert LossNetwork(["relu1_1"], weights="random").weights_sha256 is None
+    assert LossNetwork(["relu1_1"], weights="random").source.record() == {
+        "arch": "vgg16",
+        "weights": "random",
+        "sha256": None,
+    }

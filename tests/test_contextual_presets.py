@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import compose_config, train_run
-from perceptual.training import build_criterion
+from perceptual.losses.builder import build_criterion
 
 
 def test_presets_follow_the_papers() -> None:

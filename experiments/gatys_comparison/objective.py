@@ -26,8 +26,8 @@ from torchvision.transforms.v2 import functional as TF
 from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import VAL_PHOTOS, builtin_image, resolve_image
 from perceptual.imaging.io import load_image
+from perceptual.losses.builder import build_criterion
 from perceptual.optimization.pixel import initial_image, optimize_image
-from perceptual.training import build_criterion
 
 HERE = Path(__file__).parent
 

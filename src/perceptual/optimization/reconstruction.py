@@ -18,6 +18,7 @@ from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
 from perceptual.inference.runner import resolve_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses.builder import build_loss_network
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.optimization.pixel import Optimizer, initial_image, optimize_image
 from perceptual.tasks.base import TransformTask
@@ -69,7 +70,7 @@ def run_reconstruction(cfg: DictConfig) -> dict[str, Tensor]:
     output_dir = Path(cfg.paths.output_dir)
     image = resolve_image(cfg.image, "image", cfg.image_size).to(device)
     layers = [*cfg.feature_layers, *(layer for group in cfg.style_layer_sets for layer in group)]
-    loss_net = LossNetwork(layers, arch=cfg.loss_net.arch, weights=cfg.loss_net.weights, seed=cfg.loss_net.seed)
+    loss_net = build_loss_network(cfg.loss_net, layers)
     panels = reconstruct(
         image, loss_net.to(device), cfg.feature_layers, cfg.style_layer_sets, cfg.steps, cfg.optimizer, cfg.seed
     )
