@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
 from perceptual.inference.runner import resolve_device
-from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, Reference
 from perceptual.losses.builder import build_loss_network
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.optimization.pixel import Optimizer, initial_image, optimize_image
@@ -94,7 +94,7 @@ class LayerReconstructions(pl.Callback):
         if not trainer.is_global_zero or criterion.loss_net is None or not images:
             return
         image = next(iter(images.values()))[:1]
-        feature_layers, style_sets = criterion.network_layers("target"), criterion.gram_layer_sets()
+        feature_layers, style_sets = criterion.network_layers(Reference.TARGET), criterion.gram_layer_sets()
         with torch.enable_grad():
             panels = reconstruct(image, criterion.loss_net, feature_layers, style_sets, self.steps)
         for logger in trainer.loggers:
