@@ -12,17 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import compose_config
+from conftest import compose_config, style_task
 from perceptual.checkpoints import CheckpointMetadata, checkpoint_metadata, read_checkpoint, slim_checkpoint
 from perceptual.errors import ConfigError, WeightsUnavailableError
-from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.losses.builder import build_criterion, build_loss_network
 from perceptual.lossnet import hed
 from perceptual.lossnet import weights as weights_module
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.lossnet.weights import WeightsKind, WeightsSource
 from perceptual.nets import StyleTransferNet
-from perceptual.tasks.style import StyleTransferTask
 from perceptual.zoo import format_table, list_entries, save_entry
 
 # What the zoo entries trained on a GPU machine record: a float16 copy of HED's VGG-16 up to relu4_3, as a file.
@@ -43,17 +41,6 @@ def vgg_file(tmp_path: Path) -> Path:
     return path
 
 
-def _task(loss_net: LossNetwork) -> StyleTransferTask:
-    terms = {"content": FeatureLoss(1.0, ["relu1_2"]), "style": GramStyleLoss(1.0, ["relu2_2"])}
-    return StyleTransferTask(
-        style="mosaic",
-        style_size=16,
-        net=StyleTransferNet(width=4, n_residual=1),
-        criterion=PerceptualCriterion(terms, loss_net=loss_net),
-        optimizer=torch.optim.Adam,
-    )
-
-
 def test_file_source_round_trips_through_a_checkpoint(vgg_file: Path, tmp_path: Path) -> None:
     loss_net = LossNetwork(["relu2_2"], weights=str(vgg_file))
     source = loss_net.source
@@ -62,8 +49,8 @@ def test_file_source_round_trips_through_a_checkpoint(vgg_file: Path, tmp_path: 
         str(vgg_file),
         hashlib.sha256(vgg_file.read_bytes()).hexdigest(),
     )
-    checkpoint = {"state_dict": _task(loss_net).state_dict()}
-    _task(loss_net).on_save_checkpoint(checkpoint)
+    checkpoint = {"state_dict": style_task(loss_net).state_dict()}
+    style_task(loss_net).on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "run.ckpt")
     recorded = checkpoint_metadata(read_checkpoint(tmp_path / "run.ckpt")).loss_net_source
     assert recorded == source  # kind, arch, file and hash: the source is recorded once, whole
