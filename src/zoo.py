@@ -2,8 +2,8 @@
 
     python src/zoo.py
     python src/zoo.py action=add name=starry_night ckpt=outputs/style/<run>/checkpoints/last.ckpt \
-        description="..." trained_on="..." loss_net_weights=imagenet wall_time="..." hardware="..." \
-        "command='python src/train.py ...'" [steps=...] [metrics=results.json]
+        description="..." trained_on="..." wall_time="..." hardware="..." \
+        "command='python src/train.py ...'" [steps=...] [metrics=results.json] [loss_net_weights=...]
 
 Entries are used wherever a checkpoint is expected: python src/stylize.py ckpt=zoo:starry_night input=... output=...
 """

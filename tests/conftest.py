@@ -23,6 +23,10 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from perceptual.checkpoints import CheckpointMetadata, slim_checkpoint
+from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.lossnet.vgg import LossNetwork
+from perceptual.nets import StyleTransferNet
+from perceptual.tasks.style import StyleTransferTask
 from perceptual.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,3 +179,16 @@ def style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("style_run")
     train_run(run_dir, "debug=fast")
     return run_dir
+
+
+def style_task(loss_net: LossNetwork, run_config: str | None = None) -> StyleTransferTask:
+    """A tiny style-transfer task whose criterion uses ``loss_net`` (content and style at relu1_2)."""
+    terms = {"content": FeatureLoss(1.0, ["relu1_2"]), "style": GramStyleLoss(1.0, ["relu1_2"])}
+    return StyleTransferTask(
+        style="mosaic",
+        style_size=16,
+        net=StyleTransferNet(width=4, n_residual=1),
+        criterion=PerceptualCriterion(terms, loss_net=loss_net),
+        optimizer=torch.optim.Adam,
+        run_config=run_config,
+    )

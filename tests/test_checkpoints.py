@@ -11,14 +11,13 @@ import yaml
 from hydra.utils import instantiate
 from torch import nn
 
+from conftest import style_task
 from perceptual.checkpoints import FORMAT_VERSION, METADATA_KEY, build_net, checkpoint_metadata, migrate
 from perceptual.errors import DataError
 from perceptual.inference.runner import load_net
-from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
-from perceptual.tasks.style import StyleTransferTask
 from perceptual.zoo import slim
 
 OLD = Path(__file__).parent / "data" / "checkpoints"
@@ -107,22 +106,10 @@ def test_every_net_rebuilds_from_its_config(net: nn.Module) -> None:
     rebuilt.load_state_dict(net.state_dict())  # strict: the same parameters and buffers, of the same shapes
 
 
-def _style_task(loss_net: LossNetwork) -> StyleTransferTask:
-    terms = {"content": FeatureLoss(1.0, ["relu1_2"]), "style": GramStyleLoss(1.0, ["relu1_2"])}
-    return StyleTransferTask(
-        style="mosaic",
-        style_size=16,
-        net=StyleTransferNet(width=4, n_residual=1),
-        criterion=PerceptualCriterion(terms, loss_net=loss_net),
-        optimizer=torch.optim.Adam,
-        run_config="seed: 3\nmodel:\n  width: 4\n",
-    )
-
-
 def test_task_checkpoints_carry_the_metadata(tmp_path: Path) -> None:
     vgg = tmp_path / "vgg.pth"
     torch.save(LossNetwork(["relu1_2"], weights="random").features.state_dict(), vgg)
-    task = _style_task(LossNetwork(["relu1_2"], weights=str(vgg)))
+    task = style_task(LossNetwork(["relu1_2"], weights=str(vgg)), run_config="seed: 3\nmodel:\n  width: 4\n")
     checkpoint = {"state_dict": task.state_dict()}
     task.on_save_checkpoint(checkpoint)
     metadata = checkpoint_metadata(checkpoint)
@@ -144,4 +131,8 @@ def test_task_checkpoints_carry_the_metadata(tmp_path: Path) -> None:
 
 
 def test_random_loss_network_has_no_checksum() -> None:
-    assert LossNetwork(["relu1_1"], weights="random").weights_sha256 is None
+    assert LossNetwork(["relu1_1"], weights="random").source.record() == {
+        "arch": "vgg16",
+        "weights": "random",
+        "sha256": None,
+    }

@@ -13,7 +13,7 @@ from perceptual.errors import ConfigError
 from perceptual.evaluation.benchmark import resolve_input
 from perceptual.inference.fusion import StyleBankFusion
 from perceptual.inference.runner import Runner
-from perceptual.losses import ContextualLoss, FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses import PIXELS, ContextualLoss, FeatureLoss, GramStyleLoss, PerceptualCriterion
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.nets.stylebank import StyleBankNet
@@ -35,7 +35,7 @@ def test_check_choice_returns_the_value_or_lists_the_literal_values() -> None:
 
 
 def _criterion() -> PerceptualCriterion:
-    return PerceptualCriterion({"pixel": FeatureLoss(1.0, ["image"], reference="target")})
+    return PerceptualCriterion({"pixel": FeatureLoss(1.0, [PIXELS], reference="target")})
 
 
 @pytest.mark.parametrize(

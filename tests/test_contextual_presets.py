@@ -7,35 +7,67 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import compose_config, train_run
-from perceptual.training import build_criterion
+from perceptual.checkpoints import checkpoint_metadata
+from perceptual.losses import PerceptualCriterion
+from perceptual.losses.builder import build_criterion
 
 
-def test_presets_follow_the_papers() -> None:
-    style = compose_config("train", "loss=contextual_style")
-    assert style.loss_net.arch == "vgg19"
-    assert list(style.loss.terms.style.layers) == ["conv3_2", "conv4_2"] and style.loss.terms.style.h == 0.5
-    assert list(style.loss.terms.content.layers) == ["conv4_2"] and style.loss.terms.content.reference == "target"
-    sr = compose_config("train", "task=sr", "loss=contextual_sr")
-    assert sr.loss_net.arch == "vgg19" and sr.loss.terms.contextual.h == 0.1 and sr.loss.terms.contextual.weight == 0.1
-    assert sr.loss.terms.low_frequency.weight == 10.0 and sr.loss.terms.low_frequency.blur_sigma > 0
+def _criterion(*overrides: str) -> PerceptualCriterion:
+    cfg = compose_config("train", *overrides, "loss_net.weights=random")
+    return build_criterion(cfg.loss, cfg.loss_net)
+
+
+def _smooth(seed: int) -> torch.Tensor:
+    """A photo-like image: random colours upsampled smoothly."""
+    coarse = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
+    return F.interpolate(coarse, size=(48, 48), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_contextual_style_preset_pulls_towards_the_style_and_the_content() -> None:
+    criterion = _criterion("loss=contextual_style")
+    assert criterion.loss_net.arch == "vgg19" and criterion.loss_net.layers[-1] == "conv4_2"  # VGG-19, cut there
+    photo, style = _smooth(1), torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    criterion.set_styles([style[0]])
+    at_photo, at_style = criterion(photo, target=photo), criterion(style, target=photo)
+    assert at_style.terms["style"] < at_photo.terms["style"]  # the style term prefers the style image's features
+    assert at_photo.terms["content"] < at_style.terms["content"]  # the content term prefers the photo's
+
+
+def test_contextual_sr_preset_splits_low_and_high_frequencies() -> None:
+    criterion = _criterion("task=sr", "loss=contextual_sr")
+    assert criterion.loss_net.arch == "vgg19"
+    hr = _smooth(3)
+    rows, cols = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    checker = 0.1 * (-1.0) ** (rows + cols)
+    offset, detail = criterion(hr + 0.1, target=hr), criterion(hr + checker, target=hr)
+    # weight 10 x the MSE of the blurred difference: a constant offset survives the blur, a checkerboard does not
+    torch.testing.assert_close(offset.terms["low_frequency"], torch.tensor(10 * 0.1**2), rtol=1e-4, atol=0)
+    assert detail.terms["low_frequency"] < 1e-6
+    assert detail.terms["contextual"] > criterion(hr, target=hr).terms["contextual"]  # CX sees the detail
+    for losses in (offset, detail):
+        torch.testing.assert_close(losses.total, losses.terms["contextual"] + losses.terms["low_frequency"])
 
 
 @pytest.mark.parametrize("overrides", [["loss=contextual_style"], ["task=sr", "scale=4", "loss=contextual_sr"]])
 def test_short_training_with_each_preset(overrides: list[str], tmp_path: Path) -> None:
     train_run(tmp_path, "debug=fast", "trainer.max_steps=2", *overrides)
-    weights = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert all(torch.isfinite(value).all() for value in weights.values())
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
+    assert checkpoint_metadata(checkpoint).loss_net_source.arch == "vgg19"  # the preset's network, recorded
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     terms = [tag for tag in events.Tags()["scalars"] if tag.startswith("train/")]
     assert "train/loss" in terms and len(terms) > 1
-    for tag in terms:  # every term at every step (debug=fast logs each step), finite
-        steps = {event.step for event in events.Scalars(tag)}
-        values = [event.value for event in events.Scalars(tag)]
-        assert steps == {0, 1} and all(math.isfinite(value) for value in values), (tag, steps, values)
+    values = {tag: {event.step: event.value for event in events.Scalars(tag)} for tag in terms}
+    for tag, by_step in values.items():  # every term at every step (debug=fast logs each step), finite
+        assert set(by_step) == {0, 1} and all(math.isfinite(value) for value in by_step.values()), (tag, by_step)
+    for step in (0, 1):  # the logged loss is the sum of the logged terms
+        parts = sum(by_step[step] for tag, by_step in values.items() if tag != "train/loss")
+        assert math.isclose(values["train/loss"][step], parts, rel_tol=1e-4), (step, values)
 
 
 @pytest.mark.parametrize(

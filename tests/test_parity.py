@@ -26,8 +26,8 @@ from perceptual.evaluation.parity import (
     rebuild_criterion,
 )
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
+from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.vgg import LossNetwork
-from perceptual.training import build_criterion
 
 # Not the defaults, so that a criterion rebuilt from defaults instead of the checkpoint would differ.
 STYLE_OVERRIDES = (

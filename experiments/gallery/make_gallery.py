@@ -28,8 +28,9 @@ from perceptual.imaging.resize import imresize
 from perceptual.inference.fusion import with_fusion
 from perceptual.inference.runner import Runner, load_net
 from perceptual.locations import entry_names
+from perceptual.losses.builder import build_criterion
 from perceptual.optimization.pixel import optimize_image
-from perceptual.training import build_criterion, flush_denormals
+from perceptual.training import flush_denormals
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

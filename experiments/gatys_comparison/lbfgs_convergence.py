@@ -30,9 +30,9 @@ from torch import nn
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
 from perceptual.inference.runner import resolve_device
+from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.optimization.pixel import initial_image, optimize_image
-from perceptual.training import build_criterion
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"

@@ -54,7 +54,7 @@ def main() -> None:
         if args.images
         else {name: builtin_image(name) for name in VAL_PHOTOS}
     )
-    print(f"net trained {checkpoint['global_step']} steps; loss network weights: {criterion.loss_net.weights_source}")
+    print(f"net trained {checkpoint['global_step']} steps; loss network weights: {criterion.loss_net.source.summary()}")
     print("| size | image | feed-forward objective | optimisation after k iterations | iterations to reach the net |")
     print("|---|---|---|---|---|")
     rows = []

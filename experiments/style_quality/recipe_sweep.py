@@ -27,7 +27,8 @@ from torchvision.utils import save_image
 from perceptual.data.sample import resolve_image
 from perceptual.evaluation.quality import StyleJudge
 from perceptual.imaging.io import load_image
-from perceptual.training import build_criterion, flush_denormals
+from perceptual.losses.builder import build_criterion
+from perceptual.training import flush_denormals
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

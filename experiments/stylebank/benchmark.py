@@ -35,9 +35,9 @@ from torch.utils.data import default_collate
 
 from perceptual.data.batch import IMAGE_KEY
 from perceptual.data.sample import resolve_image
+from perceptual.losses.builder import build_criterion
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.tasks.base import TransformTask
-from perceptual.training import build_criterion
 
 REPO = Path(__file__).resolve().parents[2]
 STYLES = ["mosaic", "immunohistochemistry", "hubble_deep_field", "colorwheel"]  # the last one is learnt incrementally

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -38,9 +38,7 @@ from torch import Tensor, nn
 import perceptual
 from perceptual.errors import DataError
 from perceptual.locations import resolve
-
-if TYPE_CHECKING:
-    from perceptual.lossnet.vgg import LossNetwork
+from perceptual.lossnet.weights import WeightsSource
 
 FORMAT_VERSION = 1
 METADATA_KEY = "perceptual"
@@ -62,13 +60,6 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def describe_loss_network(loss_net: LossNetwork | None) -> dict[str, Any] | None:
-    """The loss network a net was trained with: architecture, weights source and their SHA-256 where known."""
-    if loss_net is None:
-        return None
-    return {"arch": loss_net.arch, "weights": loss_net.weights_source, "sha256": loss_net.weights_sha256}
-
-
 @dataclass(frozen=True)
 class CheckpointMetadata:
     """Everything about a trained net except its weights.
@@ -78,8 +69,9 @@ class CheckpointMetadata:
         task: the task that trained it (``style``, ``sr``, ``stylebank``, ...).
         styles: the style image (style transfer) or the style of each bank in order (StyleBank), as given in the
             config (a path or a built-in name); empty for tasks without styles.
-        loss_net: :func:`describe_loss_network` of the criterion's loss network; ``None`` when the loss used none or
-            the checkpoint predates this record.
+        loss_net: the criterion's loss-network weights as :meth:`WeightsSource.record` stores them (``arch``,
+            ``weights``: a source name or a file's path, ``sha256``); ``None`` when the loss used none or the
+            checkpoint predates this record. :attr:`loss_net_source` reads it back.
         versions: :func:`software_versions` when the checkpoint was written (empty for migrated checkpoints).
         run_config: the run's composed config as YAML; ``None`` when the net was not trained from a config.
     """
@@ -90,6 +82,11 @@ class CheckpointMetadata:
     loss_net: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=software_versions)
     run_config: str | None = None
+
+    @property
+    def loss_net_source(self) -> WeightsSource | None:
+        """The recorded loss-network weights as a typed source; ``None`` when none was recorded."""
+        return WeightsSource.from_record(self.loss_net) if isinstance(self.loss_net, Mapping) else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values with the format version, as stored under :data:`METADATA_KEY`."""

@@ -1,11 +1,12 @@
 """One check for options that take one of a fixed set of values.
 
-The values come from the option's ``Literal`` type (``typing.get_args``), so the type hint, the check and the error
-message list the same values and cannot drift apart.
+The values come from the option's ``Literal`` type (``typing.get_args``) or ``Enum`` class, so the type hint, the check
+and the error message list the same values and cannot drift apart.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, TypeVar, get_args
 
 from perceptual.errors import ConfigError
@@ -14,7 +15,9 @@ T = TypeVar("T")
 
 
 def choices(literal: Any) -> tuple[Any, ...]:
-    """The values of a ``Literal[...]`` type, in the order written."""
+    """The values of a ``Literal[...]`` type or an ``Enum`` class, in the order written."""
+    if isinstance(literal, type) and issubclass(literal, Enum):
+        return tuple(member.value for member in literal)
     values = get_args(literal)
     if not values:
         raise TypeError(f"{literal!r} is not a Literal type")

@@ -17,28 +17,13 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
-from perceptual.errors import ConfigError, DataError
-from perceptual.losses.criterion import PerceptualCriterion
-from perceptual.lossnet.vgg import HED_NOTE, RANDOM_WEIGHTS_WARNING, LossNetwork
+from perceptual.errors import DataError
+from perceptual.losses.builder import build_criterion
+from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
 
 log = logging.getLogger(__name__)
 
 HPARAM_METRICS = ("train/loss", "val/loss", "val/psnr", "val/ssim")
-
-
-def build_criterion(loss: DictConfig, loss_net: DictConfig) -> PerceptualCriterion:
-    """The criterion of ``loss.terms`` with a loss network truncated to the layers they use."""
-    terms = loss.get("terms")
-    if not terms:
-        raise ConfigError("loss.terms is empty; choose loss=style|perceptual|pixel|... or add terms")
-    for name, term in terms.items():
-        if term is not None and "_target_" not in term:
-            raise ConfigError(
-                f"loss.terms.{name} has no _target_; give the term's class, e.g. perceptual.losses.FeatureLoss"
-            )
-    return PerceptualCriterion(
-        {name: instantiate(term) for name, term in terms.items()}, loss_net=instantiate(loss_net)
-    )
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -80,13 +65,12 @@ def log_hparams_summary(loggers: list[Logger], cfg: DictConfig, metrics: Mapping
             logger.finalize("success")  # fit closed the event writer and this reopened one: flush and close it too
 
 
-def describe_loss_network(loss_net: LossNetwork, loggers: list[Logger], output_dir: Path) -> None:
-    """Say in TensorBoard which weights the losses were computed with; random ones also get a file in the run
-    directory, so that nobody mistakes a smoke run for a result."""
-    note = {"random": RANDOM_WEIGHTS_WARNING, "hed": HED_NOTE}.get(loss_net.weights_source)
-    if note is None:
-        return
-    if loss_net.weights_source == "random":
+def log_loss_network_note(source: WeightsSource, loggers: list[Logger], output_dir: Path) -> None:
+    """Say in TensorBoard which weights the losses were computed with (:meth:`WeightsSource.note`: the source, its
+    provenance and preprocessing, and why ``auto`` chose it); random ones also get a file in the run directory, so
+    that nobody mistakes a smoke run for a result."""
+    note = source.note()
+    if source.kind is WeightsKind.RANDOM:
         output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it for a command; a library call may not have
         (output_dir / "WARNING_random_loss_network.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n")
     for logger in loggers:
@@ -168,7 +152,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
     log_hparams(loggers, cfg)
     if criterion.loss_net is not None:
-        describe_loss_network(criterion.loss_net, loggers, Path(cfg.paths.output_dir))
+        log_loss_network_note(criterion.loss_net.source, loggers, Path(cfg.paths.output_dir))
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=not trust)
     save_final_checkpoint(trainer)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}

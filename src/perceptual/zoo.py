@@ -23,28 +23,54 @@ from typing import Any
 
 import torch
 
-from perceptual.checkpoints import checkpoint_metadata, migrate, net_weights, read_checkpoint, slim_checkpoint
+from perceptual.checkpoints import (
+    METADATA_KEY,
+    CheckpointMetadata,
+    checkpoint_metadata,
+    migrate,
+    net_weights,
+    read_checkpoint,
+    slim_checkpoint,
+)
 from perceptual.errors import ConfigError, DataError
 from perceptual.locations import LIST_COMMAND, SUFFIX, entry_names, zoo_folder
+from perceptual.lossnet.weights import WeightsSource
 
 ZOO_KEY = "zoo"  # the entry's zoo metadata, beside the checkpoint's
-# Metadata every entry records as text; steps default to the checkpoint's global step, metrics to {}.
+# Metadata every entry records as text; steps default to the checkpoint's global step, metrics to {}, and
+# loss_net_weights to the source the checkpoint records (WeightsSource.summary), when it records one.
 TEXT_FIELDS = ("description", "trained_on", "loss_net_weights", "wall_time", "hardware", "command")
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One entry as listed: its name, file, size on disk and metadata (the entry's ``zoo`` dict)."""
+    """One entry as listed: its name, file, size on disk, metadata (the entry's ``zoo`` dict) and the loss-network
+    weights its checkpoint metadata records (``None`` for entries that predate the record)."""
 
     name: str
     path: Path
     size_mb: float
     metadata: dict[str, Any]
+    loss_net: WeightsSource | None = None
+
+    @property
+    def loss_net_weights(self) -> str:
+        """The loss-network weights as listed: the recorded source, with the hand-typed text when it says more."""
+        typed = str(self.metadata.get("loss_net_weights", ""))
+        if self.loss_net is None:
+            return typed
+        recorded = self.loss_net.summary()
+        return recorded if typed in ("", recorded, self.loss_net.name) else f"{recorded}; {typed}"
 
 
 def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The entry for a checkpoint (of any format version): net weights as float16 (integer buffers unchanged), no
-    optimiser or trainer state, and the zoo metadata with the task and (by default) the step count filled in."""
+    optimiser or trainer state, and the zoo metadata with the task, (by default) the step count and the loss-network
+    weights the checkpoint records filled in."""
+    checkpoint = migrate(checkpoint)
+    info = checkpoint_metadata(checkpoint)
+    if metadata.get("loss_net_weights") in (None, "") and info.loss_net_source is not None:
+        metadata = {**metadata, "loss_net_weights": info.loss_net_source.summary()}
     missing = [key for key in TEXT_FIELDS if metadata.get(key) in (None, "")]
     if missing:
         given = " ".join(f"{key}=..." for key in missing)
@@ -53,7 +79,6 @@ def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str
     steps = checkpoint.get("global_step") if steps is None else steps
     if not isinstance(steps, int):
         raise ConfigError(f"steps={steps} is not a step count; give steps=<number of training steps>")
-    checkpoint = migrate(checkpoint)
     weights = {}
     for name, value in net_weights(checkpoint).items():
         if value.is_floating_point():
@@ -61,7 +86,6 @@ def slim(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str
                 raise DataError(f"weight {name} exceeds the float16 range; this net cannot be stored as a zoo entry")
             value = value.half()
         weights[name] = value
-    info = checkpoint_metadata(checkpoint)
     entry = slim_checkpoint(info, weights)
     entry[ZOO_KEY] = {
         **{key: str(metadata[key]) for key in TEXT_FIELDS},
@@ -121,7 +145,10 @@ def list_entries(zoo_dir: str | Path | None = None) -> list[ZooEntry]:
     entries = []
     for name in entry_names(folder):
         path = folder / f"{name}{SUFFIX}"
-        entries.append(ZooEntry(name, path, path.stat().st_size / 2**20, read_entry(path)[ZOO_KEY]))
+        entry = read_entry(path)
+        recorded = entry.get(METADATA_KEY)
+        source = CheckpointMetadata.from_dict(recorded).loss_net_source if isinstance(recorded, Mapping) else None
+        entries.append(ZooEntry(name, path, path.stat().st_size / 2**20, entry[ZOO_KEY], source))
     return entries
 
 
@@ -132,7 +159,7 @@ def format_table(entries: list[ZooEntry]) -> str:
         info = entry.metadata
         lines.append(
             f"| {entry.name} | {info['task']} | {info['description']} | {entry.size_mb:.1f} | {info['steps']} "
-            f"| {info['loss_net_weights']} |"
+            f"| {entry.loss_net_weights} |"
         )
     return "\n".join(lines)
 

@@ -33,9 +33,9 @@ from torchvision.transforms.v2 import functional as TF
 from perceptual.checkpoints import CheckpointMetadata, checkpoint_metadata
 from perceptual.data.sample import resolve_image
 from perceptual.errors import DataError
+from perceptual.losses.builder import build_criterion
 from perceptual.losses.criterion import PerceptualCriterion
 from perceptual.optimization.pixel import Init, initial_image, optimize_image
-from perceptual.training import build_criterion
 
 DEFAULT_ITERATIONS = (25, 50, 100, 200, 400)
 STYLE_TASKS = ("style", "stylebank")
@@ -104,9 +104,9 @@ def rebuild_criterion(
     loss_net = _loss_net_config(cfg, metadata.loss_net, source)
     criterion = build_criterion(cfg.loss, loss_net)
     recorded_sha = (metadata.loss_net or {}).get("sha256")
-    if criterion.loss_net is not None and recorded_sha and criterion.loss_net.weights_sha256 != recorded_sha:
+    if criterion.loss_net is not None and recorded_sha and criterion.loss_net.source.sha256 != recorded_sha:
         raise DataError(
-            f"loss_net.weights={loss_net.weights} here has SHA-256 {criterion.loss_net.weights_sha256}, not "
+            f"loss_net.weights={loss_net.weights} here has SHA-256 {criterion.loss_net.source.sha256}, not "
             f"{recorded_sha} as {source} was trained with; provide the same weights file"
         )
     if criterion.needs_styles:

@@ -66,7 +66,7 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def describe_device(device: torch.device) -> str:
-    """One line naming the device, torch version and CPU threads, for benchmark reports."""
+    """One line naming the device, torch version and CPU threads: the runner logs it, benchmark reports print it."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}"
 
@@ -94,6 +94,7 @@ class Runner:
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net: Callable[..., Tensor] = torch.compile(net, dynamic=False) if compile else net
+        log.info("running on %s; precision %s", describe_device(self.device), precision)
 
     @torch.inference_mode()
     def __call__(self, batch: Tensor, **kwargs: Any) -> Tensor:

@@ -1,6 +1,6 @@
 """Loss terms and the criterion that combines them."""
 
-from perceptual.losses.base import IMAGE, LayerwiseLoss, LossTerm
+from perceptual.losses.base import PIXELS, LayerwiseLoss, LossTerm, Reference
 from perceptual.losses.contextual import ContextualLoss
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.losses.feature import FeatureLoss, PixelLoss
@@ -8,7 +8,7 @@ from perceptual.losses.gram import GramStyleLoss, gram_matrix
 from perceptual.losses.tv import TotalVariationLoss, total_variation
 
 __all__ = [
-    "IMAGE",
+    "PIXELS",
     "ContextualLoss",
     "FeatureLoss",
     "GramStyleLoss",
@@ -17,6 +17,7 @@ __all__ = [
     "LossTerm",
     "PerceptualCriterion",
     "PixelLoss",
+    "Reference",
     "TotalVariationLoss",
     "gram_matrix",
     "total_variation",

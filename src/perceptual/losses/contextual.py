@@ -159,7 +159,7 @@ class ContextualLoss(LayerwiseLoss):
         weight: float = 1.0,
         layers: Sequence[str] = ("relu3_4",),
         layer_weights: Sequence[float] | None = None,
-        reference: Reference = "target",
+        reference: Reference | str = Reference.TARGET,
         h: float = 0.5,
         distance: Distance = "cosine",
         chunk_size: int = DEFAULT_CHUNK_SIZE,

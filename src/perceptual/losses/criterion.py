@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from perceptual.errors import ConfigError
-from perceptual.losses.base import IMAGE, LossTerm, Reference
+from perceptual.losses.base import PIXELS, LossTerm, Reference
 from perceptual.losses.gram import GramStyleLoss
 from perceptual.lossnet.vgg import LossNetwork
 
@@ -46,7 +46,7 @@ class PerceptualCriterion(nn.Module):
         if not active:
             raise ConfigError("the loss has no term with a non-zero weight; set loss.terms.<name>.weight")
         self.terms = nn.ModuleDict(active)
-        layers = sorted({layer for term in active.values() for layer in term.layers if layer != IMAGE})
+        layers = sorted({layer for term in active.values() for layer in term.layers if layer != PIXELS})
         if layers and loss_net is None:
             raise ConfigError(f"loss terms need loss-network layers {layers} but no loss_net was given")
         if layers and not isinstance(loss_net, LossNetwork):
@@ -54,22 +54,22 @@ class PerceptualCriterion(nn.Module):
         self.loss_net = loss_net if layers else None
         self._style_references: dict[str, list[dict[str, Tensor]]] = {}
 
-    def _layers(self, reference: str | None) -> list[str]:
+    def _layers(self, reference: Reference | None) -> list[str]:
         return sorted({layer for t in self.terms.values() if t.reference == reference for layer in t.layers})
 
     def network_layers(self, reference: Reference | None) -> list[str]:
         """The loss-network layers (not the image itself) that the terms comparing with ``reference`` read."""
-        return [layer for layer in self._layers(reference) if layer != IMAGE]
+        return [layer for layer in self._layers(reference) if layer != PIXELS]
 
     def gram_layer_sets(self) -> list[list[str]]:
         """The layers of each Gram-matrix style term, one list per term."""
         return [list(term.layers) for term in self.terms.values() if isinstance(term, GramStyleLoss)]
 
     def features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        """One loss-network pass for the named layers, plus the image itself under ``"image"``."""
-        net_layers = [layer for layer in layers if layer != IMAGE]
+        """One loss-network pass for the named layers, plus the image itself under :data:`PIXELS`."""
+        net_layers = [layer for layer in layers if layer != PIXELS]
         out = dict(self.loss_net(image, net_layers)) if net_layers else {}
-        out[IMAGE] = image
+        out[PIXELS] = image
         return out
 
     @property
@@ -78,17 +78,17 @@ class PerceptualCriterion(nn.Module):
 
     @property
     def needs_styles(self) -> bool:
-        return any(term.reference == "style" for term in self.terms.values())
+        return any(term.reference is Reference.STYLE for term in self.terms.values())
 
     @torch.no_grad()
     def add_styles(self, images: Sequence[Tensor]) -> None:
         """Cache each style-term's statistics (e.g. Grams) of the style images [3,H,W] or [1,3,H,W]."""
-        style_layers = self._layers("style")
+        style_layers = self._layers(Reference.STYLE)
         for image in images:
             image = image if image.dim() == 4 else image.unsqueeze(0)
             features = self.features(image, style_layers)
             for name, term in self.terms.items():
-                if term.reference == "style":
+                if term.reference is Reference.STYLE:
                     prepared = {k: v.detach() for k, v in term.prepare_reference(features).items()}
                     self._style_references.setdefault(name, []).append(prepared)
 
@@ -108,18 +108,20 @@ class PerceptualCriterion(nn.Module):
 
     def forward(self, output: Tensor, target: Tensor | None = None, style_index: Tensor | None = None) -> LossOutput:
         """Loss of ``output`` against the ``target`` image and the cached styles (``style_index`` per sample)."""
-        output_features = self.features(output, self._layers(None) + self._layers("target") + self._layers("style"))
+        output_features = self.features(
+            output, self._layers(None) + self._layers(Reference.TARGET) + self._layers(Reference.STYLE)
+        )
         target_features = None
-        if any(term.reference == "target" for term in self.terms.values()):
+        if any(term.reference is Reference.TARGET for term in self.terms.values()):
             if target is None:
                 raise ValueError("this loss has terms comparing with a target image; pass target=")
             with torch.no_grad():
-                target_features = self.features(target, self._layers("target"))
+                target_features = self.features(target, self._layers(Reference.TARGET))
         terms: dict[str, Tensor] = {}
         for name, term in self.terms.items():
-            if term.reference == "target":
+            if term.reference is Reference.TARGET:
                 reference = term.prepare_reference(target_features)
-            elif term.reference == "style":
+            elif term.reference is Reference.STYLE:
                 reference = self._style_reference(name, style_index, output.shape[0], output.device)
             else:
                 reference = None

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perceptual.imaging.blur import gaussian_blur
-from perceptual.losses.base import IMAGE, Features, LayerwiseLoss, Reference
+from perceptual.losses.base import PIXELS, Features, LayerwiseLoss, Reference
 
 
 class FeatureLoss(LayerwiseLoss):
@@ -19,7 +19,7 @@ class FeatureLoss(LayerwiseLoss):
         weight: float = 1.0,
         layers: Sequence[str] = ("relu2_2",),
         layer_weights: Sequence[float] | None = None,
-        reference: Reference = "target",
+        reference: Reference | str = Reference.TARGET,
     ) -> None:
         super().__init__(weight, layers, layer_weights, reference)
 
@@ -34,12 +34,14 @@ class PixelLoss(FeatureLoss):
     recipe does to keep colours faithful while the contextual term handles texture.
     """
 
-    def __init__(self, weight: float = 1.0, blur_sigma: float | None = None, reference: Reference = "target") -> None:
-        super().__init__(weight, layers=(IMAGE,), reference=reference)
+    def __init__(
+        self, weight: float = 1.0, blur_sigma: float | None = None, reference: Reference | str = Reference.TARGET
+    ) -> None:
+        super().__init__(weight, layers=(PIXELS,), reference=reference)
         self.blur_sigma = blur_sigma
 
     def prepare_reference(self, features: Features) -> dict[str, Tensor]:
-        return {IMAGE: gaussian_blur(features[IMAGE], self.blur_sigma)}
+        return {PIXELS: gaussian_blur(features[PIXELS], self.blur_sigma)}
 
     def compare(self, output: Tensor, reference: Tensor) -> Tensor:
         return super().compare(gaussian_blur(output, self.blur_sigma), reference)

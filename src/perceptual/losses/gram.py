@@ -39,7 +39,7 @@ class GramStyleLoss(LayerwiseLoss):
         layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
         layer_weights: Sequence[float] | None = None,
         norm: GramNorm = "paper",
-        reference: Reference = "style",
+        reference: Reference | str = Reference.STYLE,
     ) -> None:
         check_choice("norm", norm, GramNorm)
         super().__init__(weight, layers, layer_weights, reference)

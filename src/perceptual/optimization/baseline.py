@@ -15,9 +15,10 @@ from torch.utils.tensorboard import SummaryWriter
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
 from perceptual.inference.runner import resolve_device
+from perceptual.losses.builder import build_criterion
 from perceptual.losses.criterion import LossOutput
 from perceptual.optimization.pixel import OptimizationResult, initial_image, optimize_image
-from perceptual.training import build_criterion, flush_denormals
+from perceptual.training import flush_denormals
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from torchvision.utils import make_grid
 from perceptual.data.sample import resolve_image
 from perceptual.imaging.io import save_image
 from perceptual.inference.runner import resolve_device
-from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion
+from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, Reference
+from perceptual.losses.builder import build_loss_network
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.optimization.pixel import Optimizer, initial_image, optimize_image
 from perceptual.tasks.base import TransformTask
@@ -69,7 +70,7 @@ def run_reconstruction(cfg: DictConfig) -> dict[str, Tensor]:
     output_dir = Path(cfg.paths.output_dir)
     image = resolve_image(cfg.image, "image", cfg.image_size).to(device)
     layers = [*cfg.feature_layers, *(layer for group in cfg.style_layer_sets for layer in group)]
-    loss_net = LossNetwork(layers, arch=cfg.loss_net.arch, weights=cfg.loss_net.weights, seed=cfg.loss_net.seed)
+    loss_net = build_loss_network(cfg.loss_net, layers)
     panels = reconstruct(
         image, loss_net.to(device), cfg.feature_layers, cfg.style_layer_sets, cfg.steps, cfg.optimizer, cfg.seed
     )
@@ -93,7 +94,7 @@ class LayerReconstructions(pl.Callback):
         if not trainer.is_global_zero or criterion.loss_net is None or not images:
             return
         image = next(iter(images.values()))[:1]
-        feature_layers, style_sets = criterion.network_layers("target"), criterion.gram_layer_sets()
+        feature_layers, style_sets = criterion.network_layers(Reference.TARGET), criterion.gram_layer_sets()
         with torch.enable_grad():
             panels = reconstruct(image, criterion.loss_net, feature_layers, style_sets, self.steps)
         for logger in trainer.loggers:

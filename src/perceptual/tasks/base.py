@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from perceptual.checkpoints import CheckpointMetadata, describe_loss_network, write_metadata
+from perceptual.checkpoints import CheckpointMetadata, write_metadata
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.nets.base import TransformNet
@@ -120,7 +120,7 @@ class TransformTask(pl.LightningModule):
             net=self.net.config(),
             task=self.task_name,
             styles=self.style_names(),
-            loss_net=describe_loss_network(self.criterion.loss_net),
+            loss_net=None if self.criterion.loss_net is None else self.criterion.loss_net.source.record(),
             run_config=self.run_config,
         )
 
