@@ -12,6 +12,11 @@ Any style net keeps the photo's colours with preserve_color=true and fades with 
 
     python src/stylize.py ckpt=zoo:candy input=... output=... preserve_color=true strength=0.5
 
+Strokes keep their size at any resolution with stroke=auto (the look at the net's training resolution) or a factor
+relative to it (see perceptual.inference.stroke):
+
+    python src/stylize.py ckpt=zoo:starry_night input=photo_4000px.jpg output=styled.jpg stroke=auto
+
 Large images can be processed in tiles with the untiled result (see perceptual.inference.tiling):
 
     python src/stylize.py ckpt=... input=huge.jpg output=styled.jpg tile=1024
@@ -37,8 +42,8 @@ from perceptual.inference.video_files import transform_video, video_settings
 @entry_point("stylize")
 def main(cfg: DictConfig) -> None:
     with report_errors():
-        net, _ = load_net(cfg.ckpt, cfg.trust_checkpoint)
-        apply = build_pipeline(net, PipelineOptions.from_config(cfg))
+        net, metadata = load_net(cfg.ckpt, cfg.trust_checkpoint)
+        apply = build_pipeline(net, PipelineOptions.from_config(cfg), metadata.training_size)
         if is_video_file(cfg.input):
             stabiliser, settings = video_settings(cfg.temporal, cfg.video, net)
             report = transform_video(apply, cfg.input, cfg.output, cfg.batch_size, cfg.max_size, stabiliser, settings)

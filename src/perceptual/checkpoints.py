@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 import perceptual
@@ -87,6 +88,15 @@ class CheckpointMetadata:
     def loss_net_source(self) -> WeightsSource | None:
         """The recorded loss-network weights as a typed source; ``None`` when none was recorded."""
         return WeightsSource.from_record(self.loss_net) if isinstance(self.loss_net, Mapping) else None
+
+    @property
+    def training_size(self) -> int | None:
+        """The side of the crops the net was trained on (the run config's ``data.image_size``); ``None`` when the
+        checkpoint records no run config or no such key."""
+        if not self.run_config:
+            return None
+        size = OmegaConf.select(OmegaConf.create(self.run_config), "data.image_size", default=None)
+        return int(size) if isinstance(size, int | float) and size > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values with the format version, as stored under :data:`METADATA_KEY`."""

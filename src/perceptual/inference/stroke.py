@@ -1,0 +1,135 @@
+"""Strokes that keep their size at any resolution: ``stroke=none | auto | <factor>`` for every style net.
+
+A net trained on 256 px crops paints strokes of a fixed size in pixels, so on a 4000 px photo they are a sixteenth of
+the size they have in a 256 px one and the style all but vanishes. With ``stroke`` set, the net paints the photo at a
+*working resolution* and the result is brought back to the photo's size with the photo's own detail:
+
+1. Working resolution: the photo resized so that its shorter side is ``training_size / factor`` (aspect kept), where
+   ``training_size`` is the side of the crops the net was trained on (the checkpoint's run config,
+   ``data.image_size``; the style data resize each photo's shorter side to it before cropping, so this is the scale
+   at which the net saw whole photos). ``stroke=auto`` is factor 1: the look the net has at its training
+   resolution, at any input size; ``stroke=2`` paints strokes twice as large, relative to the image.
+2. Detail re-injection: the stylised working image, upsampled (bicubic) to the photo's size, plus the photo's
+   high-frequency luminance, the part of the photo's luma that the trip to the working resolution and back loses
+   (``Y - up(down(Y))``). It is added as a grey shift (the same amount on R, G and B), which moves the luma alone
+   and leaves the stylised colours as they are (:func:`perceptual.imaging.color.keep_chroma` works the same way).
+
+``stroke=none`` (the default) runs the net on the photo as it is. The stage sits after tiling and StyleBank fusion and
+before the colour and strength controls (:mod:`perceptual.inference.pipeline`), so tiles, video frames, banks and
+fusions get it, and ``preserve_color``/``strength`` act on the full-resolution result against the full photo.
+Measurements, and why this rather than a guided filter: ``experiments/stroke/README.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from perceptual.errors import ConfigError
+from perceptual.imaging.color import rgb_to_y
+from perceptual.nets.base import TransformNet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRAINING_SIZE = 256  # Johnson et al.'s crops; assumed when a checkpoint records no data.image_size
+MIN_WORKING_SIDE = 32  # below this a style net has too few pixels to paint anything recognisable
+_Y_BLACK, _Y_RANGE = 16.0, 219.0  # MATLAB luma of black, and white minus black (see perceptual.imaging.color)
+_USAGE = (
+    "use stroke=none, stroke=auto (the net's look at its training size) or a factor > 0 (2: strokes twice as large)"
+)
+
+
+def parse_stroke(value: Any) -> float | None:
+    """The stroke factor a ``stroke=`` value names: ``None`` for ``none`` (off), 1 for ``auto``, else a number > 0."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return 1.0
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"stroke={value!r} is not a number; {_USAGE}") from None
+    if not (math.isfinite(factor) and factor > 0):
+        raise ConfigError(f"stroke={value} must be a positive number; {_USAGE}")
+    return factor
+
+
+def working_size(size: tuple[int, int], training_size: int, factor: float) -> tuple[int, int]:
+    """(height, width) of the working image for a ``size`` photo: shorter side ``training_size / factor``, aspect
+    kept (each side rounded, at least 1 px)."""
+    scale = training_size / factor / min(size)
+    return tuple(max(1, round(side * scale)) for side in size)  # type: ignore[return-value]
+
+
+def _resize(images: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+
+
+def luma(images: Tensor) -> Tensor:
+    """Luma of RGB in [0, 1] on the same 0..1 scale ([B, 1, H, W]): MATLAB's Y without its studio offset."""
+    return (rgb_to_y(images) - _Y_BLACK) / _Y_RANGE
+
+
+def photo_detail(photo: Tensor, size: tuple[int, int]) -> Tensor:
+    """The high-frequency luma of ``photo`` that a trip to ``size`` and back loses: ``Y - up(down(Y))``."""
+    y = luma(photo)
+    return y - _resize(_resize(y, size), tuple(photo.shape[-2:]))
+
+
+def reinject_detail(photo: Tensor, stylised: Tensor) -> Tensor:
+    """``stylised`` (painted at a working size) brought to ``photo``'s size with the photo's detail: the bicubic
+    upsampling plus :func:`photo_detail` as a grey shift, clamped to [0, 1]. [B, 3, H, W] each."""
+    size = tuple(photo.shape[-2:])
+    detail = photo_detail(photo.to(stylised), tuple(stylised.shape[-2:]))
+    return (_resize(stylised, size) + detail).clamp(0, 1)
+
+
+class StrokeApply:
+    """``apply`` (images -> a style net's outputs) painting at the working resolution of ``factor`` (see the module
+    docstring); call with [B, 3, H, W] photos in [0, 1], returns outputs of the same size."""
+
+    def __init__(self, apply: Callable[..., Tensor], factor: float, training_size: int) -> None:
+        self.apply, self.factor, self.training_size = apply, factor, training_size
+
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return working_size(size, self.training_size, self.factor)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        size = self.working_size(tuple(images.shape[-2:]))
+        stylised = self.apply(_resize(images, size))
+        return reinject_detail(images, stylised)
+
+
+def with_stroke(
+    apply: Callable[..., Tensor], net: TransformNet, stroke: Any, training_size: int | None = None
+) -> Callable[..., Tensor]:
+    """``apply`` with ``stroke`` (see :func:`parse_stroke`); ``apply`` itself for ``stroke=none``. Refuses nets whose
+    output is no stylisation (super-resolution) and factors whose working side falls below
+    :data:`MIN_WORKING_SIDE`; ``training_size=None`` (not recorded) assumes :data:`DEFAULT_TRAINING_SIZE`."""
+    factor = parse_stroke(stroke)
+    if factor is None:
+        return apply
+    if not net.capabilities.styled:
+        raise ConfigError(
+            f"stroke={stroke} applies to style nets; this checkpoint holds a {type(net).__name__}, which paints no "
+            "strokes: drop stroke (or use stroke=none)"
+        )
+    if training_size is None:
+        training_size = DEFAULT_TRAINING_SIZE
+        log.warning("the checkpoint records no training size (data.image_size); assuming %d px", training_size)
+    if training_size / factor < MIN_WORKING_SIDE:
+        raise ConfigError(
+            f"stroke={stroke} paints at {training_size / factor:.0f} px, below {MIN_WORKING_SIDE} px for a net "
+            f"trained on {training_size} px crops; use stroke<={training_size / MIN_WORKING_SIDE:g}"
+        )
+    log.info(
+        "stroke=%s: painting at %.0f px on the shorter side, photo detail re-injected", stroke, training_size / factor
+    )
+    return StrokeApply(apply, factor, training_size)
