@@ -35,7 +35,7 @@ from perceptual.evaluation.quality import STYLE_LAYERS, gram_distance, pearson
 from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
 from perceptual.inference.runner import Runner, load_net
-from perceptual.inference.stroke import _resize, luma, working_size
+from perceptual.inference.stroke import luma, resize_bicubic, working_size
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
 
@@ -46,7 +46,7 @@ CONTENT = HERE.parents[2] / "shared" / "data" / "content"
 def longer_side(image: torch.Tensor, side: int) -> torch.Tensor:
     height, width = image.shape[-2:]
     scale = side / max(height, width)
-    return _resize(image, (round(height * scale), round(width * scale)))
+    return resize_bicubic(image, (round(height * scale), round(width * scale)))
 
 
 def dominant_wavelength(residual: torch.Tensor) -> float:
@@ -75,12 +75,12 @@ def guided_upsampling(photo: torch.Tensor, stylised: torch.Tensor, radius: int =
     def box(x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, 2 * radius + 1, 1, radius, count_include_pad=False)
 
-    guide = luma(_resize(photo, tuple(stylised.shape[-2:])))
+    guide = luma(resize_bicubic(photo, tuple(stylised.shape[-2:])))
     mean_i, mean_p = box(guide), box(stylised)
     a = (box(guide * stylised) - mean_i * mean_p) / (box(guide * guide) - mean_i.square() + eps)
     b = mean_p - a * mean_i
     size = tuple(photo.shape[-2:])
-    return (_resize(box(a), size) * luma(photo) + _resize(box(b), size)).clamp(0, 1)
+    return (resize_bicubic(box(a), size) * luma(photo) + resize_bicubic(box(b), size)).clamp(0, 1)
 
 
 def main() -> None:
@@ -122,7 +122,7 @@ def main() -> None:
             hw = tuple(small.shape[-2:])
             distance = {
                 kind: gram_distance(
-                    vgg(_resize(out[kind, "large"], hw), STYLE_LAYERS), grams(out[kind, "small"])
+                    vgg(resize_bicubic(out[kind, "large"], hw), STYLE_LAYERS), grams(out[kind, "small"])
                 ).item()
                 for kind in ("plain", "auto")
             }
@@ -130,8 +130,8 @@ def main() -> None:
             waves = {f: dominant_wavelength(luma(o)[0, 0] - photo_luma) for f, o in by_factor.items()}
             base = waves[1.0] if 1.0 in waves else waves[args.factors[0]] / args.factors[0]
             growth = [waves[f] / base / f for f in args.factors]
-            painted = runner(_resize(large, working_size(large.shape[-2:], size, 1.0)))
-            no_detail = _resize(painted, large.shape[-2:]).clamp(0, 1)
+            painted = runner(resize_bicubic(large, working_size(large.shape[-2:], size, 1.0)))
+            no_detail = resize_bicubic(painted, large.shape[-2:]).clamp(0, 1)
             guided = guided_upsampling(large, painted)
             photo_edges = edges(large)
             corr = {
@@ -153,9 +153,9 @@ def main() -> None:
             print(f"| {name} | {photo_name} | {size} | " + " | ".join(figures) + " |", flush=True)
             rows["resolution"] += [
                 out["plain", "small"][0],
-                _resize(out["plain", "large"], hw)[0],
+                resize_bicubic(out["plain", "large"], hw)[0],
                 out["auto", "small"][0],
-                _resize(out["auto", "large"], hw)[0],
+                resize_bicubic(out["auto", "large"], hw)[0],
             ]
             crop = (slice(None), slice(large.shape[-2] // 3, large.shape[-2] // 3 + 512), slice(600, 600 + 768))
             rows["factors"] += [large[0][crop]] + [by_factor[f][0][crop] for f in args.factors]

@@ -66,7 +66,8 @@ def working_size(size: tuple[int, int], training_size: int, factor: float) -> tu
     return tuple(max(1, round(side * scale)) for side in size)  # type: ignore[return-value]
 
 
-def _resize(images: Tensor, size: tuple[int, int]) -> Tensor:
+def resize_bicubic(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """``images`` [B, C, H, W] resized to ``size`` (bicubic, antialiased when shrinking); unchanged at that size."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
@@ -80,7 +81,7 @@ def luma(images: Tensor) -> Tensor:
 def photo_detail(photo: Tensor, size: tuple[int, int]) -> Tensor:
     """The high-frequency luma of ``photo`` that a trip to ``size`` and back loses: ``Y - up(down(Y))``."""
     y = luma(photo)
-    return y - _resize(_resize(y, size), tuple(photo.shape[-2:]))
+    return y - resize_bicubic(resize_bicubic(y, size), tuple(photo.shape[-2:]))
 
 
 def reinject_detail(photo: Tensor, stylised: Tensor) -> Tensor:
@@ -88,7 +89,7 @@ def reinject_detail(photo: Tensor, stylised: Tensor) -> Tensor:
     upsampling plus :func:`photo_detail` as a grey shift, clamped to [0, 1]. [B, 3, H, W] each."""
     size = tuple(photo.shape[-2:])
     detail = photo_detail(photo.to(stylised), tuple(stylised.shape[-2:]))
-    return (_resize(stylised, size) + detail).clamp(0, 1)
+    return (resize_bicubic(stylised, size) + detail).clamp(0, 1)
 
 
 class StrokeApply:
@@ -103,7 +104,7 @@ class StrokeApply:
 
     def __call__(self, images: Tensor) -> Tensor:
         size = self.working_size(tuple(images.shape[-2:]))
-        stylised = self.apply(_resize(images, size))
+        stylised = self.apply(resize_bicubic(images, size))
         return reinject_detail(images, stylised)
 
 
