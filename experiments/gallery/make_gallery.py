@@ -3,10 +3,11 @@
     python experiments/gallery/make_gallery.py [--optimisation-steps 100]
 
 Writes compact JPEGs into experiments/gallery/:
-- ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (256 px shorter side);
-- ``feedforward_vs_optimisation.jpg``: chicago, the zoo net's one pass, and L-BFGS on the same criterion;
-- ``super_resolution.jpg``: crops of Set5/Set14 x4: bicubic | zoo:sr_x4_pixel | zoo:sr_x4_perceptual | HR
-  (made only when both SR entries are in the zoo);
+- ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (200 px shorter side);
+- ``feedforward_vs_optimisation.jpg``: chicago, zoo:starry_night's one pass, and L-BFGS from noise on the criterion
+  the net was trained with (rebuilt from its checkpoint, as objective parity does);
+- ``super_resolution.jpg`` / ``super_resolution_x8.jpg``: crops of Set5/Set14: bicubic | zoo:sr_x<s>_pixel |
+  zoo:sr_x<s>_perceptual | HR (each made only when both entries of its scale are in the zoo);
 - ``stylebank.jpg``: zoo:stylebank on the held-out photos, one column per bank (the last one learnt incrementally,
   encoder and decoder frozen), then a linear fusion of two banks and a region-wise (k-means) fusion of two banks
   (made only when the entry is in the zoo).
@@ -19,25 +20,25 @@ import argparse
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
+from perceptual.checkpoints import read_checkpoint
+from perceptual.evaluation.parity import lbfgs_curve, objective, rebuild_criterion
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference.fusion import with_fusion
 from perceptual.inference.runner import Runner, load_net
 from perceptual.locations import entry_names
-from perceptual.losses.builder import build_criterion
-from perceptual.optimization.pixel import optimize_image
 from perceptual.training import flush_denormals
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = ("chicago", "amber", "hoovertowernight")
-STYLE_NETS = ("starry_night", "candy")
-SR_NETS = ("sr_x4_pixel", "sr_x4_perceptual")
+STYLE_NETS = ("starry_night", "candy", "mosaic", "udnie", "the_scream", "rain_princess")
+STYLE_PHOTO_SIZE = 200
+SR_SCALES = (4, 8)
 # (benchmark image, top, left, side) of the SR crops, in HR pixels
 SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
 STYLEBANK_NET = "stylebank"
@@ -82,47 +83,47 @@ def style_transfer() -> None:
     runners = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in STYLE_NETS}
     rows = []
     for name in PHOTOS:
-        image = photo(name)
+        image = photo(name, STYLE_PHOTO_SIZE)
         rows.append([to_pil(image)] + [to_pil(runners[n](image[None])[0]) for n in STYLE_NETS])
-    styles = [to_pil(TF.resize(load_image(SHARED / "styles" / f"{n}.jpg"), 128, antialias=True)) for n in STYLE_NETS]
-    blank = Image.new("RGB", (8, 128), "white")
+    styles = [to_pil(TF.resize(load_image(SHARED / "styles" / f"{n}.jpg"), 96, antialias=True)) for n in STYLE_NETS]
+    blank = Image.new("RGB", (8, 96), "white")
     grid([[blank, *styles]] + rows, ["photo", *[f"zoo:{n}" for n in STYLE_NETS]]).save(
         HERE / "style_transfer.jpg", quality=85
     )
 
 
-def feedforward_vs_optimisation(steps: int) -> None:
-    image = photo("chicago")
-    style = TF.resize(load_image(SHARED / "styles" / "starry_night.jpg"), 256, antialias=True)
-    feedforward = Runner(load_net("zoo:starry_night")[0], device="cpu")(image[None])[0]
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):  # the zoo net's own recipe
-        cfg = compose("train", overrides=["experiment=zoo_style", "loss_net.weights=hed"])
-    criterion = build_criterion(cfg.loss, cfg.loss_net)
-    criterion.set_styles([style])
-    result = optimize_image(criterion, image[None], image[None], steps=steps)
+def feedforward_vs_optimisation(steps: int, net: str = "starry_night") -> None:
+    image = photo("chicago")[None]
+    criterion = rebuild_criterion(read_checkpoint(f"zoo:{net}"))  # the objective the net was trained on
+    feedforward = Runner(load_net(f"zoo:{net}")[0], device="cpu")(image)
+    curve = lbfgs_curve(criterion, image, steps)
     with torch.no_grad():
-        net_loss = criterion(feedforward[None], target=image[None]).total.item()
+        net_loss = objective(criterion, feedforward, image)
     labels = [
         "photo",
-        f"feed-forward (objective {net_loss:.3g})",
-        f"L-BFGS x{steps} (objective {result.losses[-1]:.3g})",
+        f"zoo:{net}, one pass (objective {net_loss:.3g})",
+        f"L-BFGS x{steps} from noise (objective {curve.losses[-1]:.3g})",
     ]
-    grid([[to_pil(image), to_pil(feedforward), to_pil(result.image[0])]], labels).save(
+    grid([[to_pil(image[0]), to_pil(feedforward[0]), to_pil(curve.image[0])]], labels).save(
         HERE / "feedforward_vs_optimisation.jpg", quality=85
     )
 
 
-def super_resolution(zoom: int = 2) -> None:
-    nets = {name: Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in SR_NETS}
+def super_resolution(scale: int, zoom: int = 2) -> None:
+    """Crops at ``scale``: x4 from the benchmark's own LR images, other scales from its HR by MATLAB bicubic."""
+    names = [f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"]
+    nets = [Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in names]
     rows = []
     for stem, top, left, side in SR_CROPS:
         hr = load_image(SHARED / "sr" / f"{stem}_SRF_4_HR.png")
-        lr = load_image(SHARED / "sr" / f"{stem}_SRF_4_LR.png")
-        candidates = [imresize(lr, 4).clamp(0, 1)] + [net(lr[None])[0] for net in nets.values()] + [hr]
+        hr = hr[:, : hr.shape[-2] // scale * scale, : hr.shape[-1] // scale * scale]
+        lr = load_image(SHARED / "sr" / f"{stem}_SRF_4_LR.png") if scale == 4 else imresize(hr, 1 / scale, uint8=True)
+        candidates = [imresize(lr, scale).clamp(0, 1)] + [net(lr[None])[0] for net in nets] + [hr]
         crops = [to_pil(c[:, top : top + side, left : left + side]) for c in candidates]
         rows.append([c.resize((side * zoom, side * zoom), Image.NEAREST) for c in crops])
-    grid(rows, ["bicubic", "zoo:sr_x4_pixel", "zoo:sr_x4_perceptual", "HR"]).save(
-        HERE / "super_resolution.jpg", quality=88
+    suffix = "" if scale == 4 else f"_x{scale}"
+    grid(rows, ["bicubic", *[f"zoo:{name}" for name in names], "HR"]).save(
+        HERE / f"super_resolution{suffix}.jpg", quality=88
     )
 
 
@@ -149,10 +150,12 @@ def main() -> None:
     flush_denormals()
     torch.set_grad_enabled(False)
     style_transfer()
-    if set(SR_NETS) <= set(entry_names()):
-        super_resolution()
-    else:
-        print(f"super_resolution.jpg not made: the zoo lacks {', '.join(sorted(set(SR_NETS) - set(entry_names())))}")
+    for scale in SR_SCALES:
+        missing = {f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"} - set(entry_names())
+        if missing:
+            print(f"x{scale} super-resolution panel not made: the zoo lacks {', '.join(sorted(missing))}")
+        else:
+            super_resolution(scale)
     if STYLEBANK_NET in entry_names():
         stylebank()
     else:
