@@ -31,6 +31,11 @@ IRRELEVANT_TRAINING_WARNINGS = (
     (r"Found \d+ module\(s\) in eval mode", UserWarning),
 )
 
+# conf/hydra/launcher/submitit_{slurm,local}.yaml keep the names of the submitit plugin's configs, so that
+# hydra/launcher=submitit_slurm takes this project's settings and the plugin's schema still checks them; Hydra warns
+# about that pairing on every run.
+LAUNCHER_SCHEMA_WARNING = r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema"
+
 
 # Keys that were renamed, per command config: (config name, old full key) -> the new key. A renamed key answers with
 # its new name rather than with the closest spelling (stylize's StyleBank key styles= is banks= now, not "tile").
@@ -84,6 +89,7 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
 
         @functools.wraps(task)
         def run(cfg: DictConfig | None = None) -> Any:
+            warnings.filterwarnings("ignore", message=LAUNCHER_SCHEMA_WARNING, category=UserWarning)
             if cfg is not None:  # a composed config (tests): Hydra passes it straight to the task
                 return hydra_task(cfg)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

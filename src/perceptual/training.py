@@ -20,6 +20,7 @@ from perceptual.config_types import check_types
 from perceptual.errors import DataError
 from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
+from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,19 @@ def save_final_checkpoint(trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}")
 
 
+def ddp_strategy(strategy: Any, task: TransformTask) -> Any:
+    """``strategy`` with DDP's search for unused parameters switched on where ``task`` needs it.
+
+    A StyleBank step leaves the banks of absent styles without a gradient, which plain DDP rejects. With the search
+    on, a bank no process used keeps no gradient (Adam leaves it alone, as on one device); one that another process
+    used gets the averaged gradient, so the weights stay identical everywhere. Strategies given as objects are
+    left as they are.
+    """
+    if task.unused_parameters and strategy in ("ddp", "ddp_spawn"):
+        return f"{strategy}_find_unused_parameters_true"
+    return strategy
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
     check_types(cfg)
@@ -149,7 +163,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RandomState())  # not a config choice: resuming must not change the result
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
+    strategy = ddp_strategy(cfg.trainer.get("strategy", "auto"), task)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], strategy=strategy
+    )
     log_hparams(loggers, cfg)
     if criterion.loss_net is not None:
         log_loss_network_note(criterion.loss_net.source, loggers, Path(cfg.paths.output_dir))

@@ -34,6 +34,9 @@ class TransformTask(pl.LightningModule):
     """
 
     task_name = "transform"
+    #: whether a training step may leave trainable parameters without a gradient (StyleBank's banks): DDP must
+    #: then look for them every step (``find_unused_parameters``), which a net that uses all its parameters skips
+    unused_parameters = False
 
     def __init__(
         self,

@@ -64,6 +64,7 @@ class StyleBankTask(TransformTask):
     """
 
     task_name = "stylebank"
+    unused_parameters = True  # the banks of styles absent from a batch, and every bank on auto-encoder steps
 
     def __init__(
         self,
@@ -174,7 +175,8 @@ class StyleBankTask(TransformTask):
 
     def _log_psnr(self, stage: str, output: Tensor, content: Tensor, on_step: bool) -> None:
         value = psnr(output.detach().float().clamp(0, 1), content.float(), data_range=1.0).mean()
-        self.log(f"{stage}/psnr", value, on_step=on_step, on_epoch=not on_step, batch_size=content.shape[0])
+        options = {"on_step": on_step, "on_epoch": not on_step, "sync_dist": not on_step}
+        self.log(f"{stage}/psnr", value, batch_size=content.shape[0], **options)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if IMAGE_KEY not in batch:
