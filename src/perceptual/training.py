@@ -17,6 +17,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from perceptual.callbacks import AtomicCheckpointIO, RandomState
 from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
+from perceptual.cpu_bf16 import warn_if_emulated
 from perceptual.errors import DataError
 from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
@@ -167,6 +168,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], strategy=strategy
     )
+    warn_if_emulated(str(trainer.precision), trainer.strategy.root_device)
     log_hparams(loggers, cfg)
     if criterion.loss_net is not None:
         log_loss_network_note(criterion.loss_net.source, loggers, Path(cfg.paths.output_dir))

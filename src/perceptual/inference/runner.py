@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from perceptual.checkpoints import CheckpointMetadata, build_net, checkpoint_metadata, read_checkpoint
 from perceptual.choices import check_choice
+from perceptual.cpu_bf16 import warn_if_emulated
 from perceptual.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError("precision=bf16 on MPS needs macOS 14 or newer; use precision=fp16 or fp32 on this Mac")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision=bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp16 or fp32")
+    warn_if_emulated(precision, device)
 
 
 def describe_device(device: torch.device) -> str:
