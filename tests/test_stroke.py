@@ -11,11 +11,11 @@ import torch
 from conftest import run_command
 from perceptual.checkpoints import CheckpointMetadata, slim_checkpoint
 from perceptual.errors import ConfigError
+from perceptual.imaging.color import luma
 from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
 from perceptual.inference.stroke import (
     DEFAULT_TRAINING_SIZE,
-    luma,
     parse_stroke,
     photo_detail,
     reinject_detail,

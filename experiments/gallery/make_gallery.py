@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import functional as TF
 
-from perceptual.checkpoints import read_checkpoint
+from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.evaluation.parity import lbfgs_curve, objective, rebuild_criterion
 from perceptual.imaging.io import load_image
 from perceptual.imaging.resize import imresize
@@ -94,8 +94,9 @@ def style_transfer() -> None:
 
 def feedforward_vs_optimisation(steps: int, net: str = "starry_night") -> None:
     image = photo("chicago")[None]
-    criterion = rebuild_criterion(read_checkpoint(f"zoo:{net}"))  # the objective the net was trained on
-    feedforward = Runner(load_net(f"zoo:{net}")[0], device="cpu")(image)
+    checkpoint = read_checkpoint(f"zoo:{net}")
+    criterion = rebuild_criterion(checkpoint)  # the objective the net was trained on
+    feedforward = Runner(build_net(checkpoint), device="cpu")(image)
     curve = lbfgs_curve(criterion, image, steps)
     with torch.no_grad():
         net_loss = objective(criterion, feedforward, image)

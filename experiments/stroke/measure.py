@@ -32,10 +32,11 @@ from torchvision.utils import make_grid
 
 from perceptual.evaluation.edges import HEDEdges
 from perceptual.evaluation.quality import STYLE_LAYERS, gram_distance, pearson
+from perceptual.imaging.color import luma
 from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
 from perceptual.inference.runner import Runner, load_net
-from perceptual.inference.stroke import luma, resize_bicubic, working_size
+from perceptual.inference.stroke import resize_bicubic, working_size
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
 

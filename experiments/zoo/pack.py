@@ -12,8 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
+from perceptual.checkpoints import read_checkpoint
 from perceptual.zoo import save_entry
 
 
@@ -28,7 +27,7 @@ def pack(manifest_path: Path, zoo_dir: Path, hardware: str) -> str:
     ckpt = Path(run["run_dir"]) / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         return f"{run['name']}: no checkpoint in {ckpt.parent}, skipped"
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)  # written by this run moments ago
+    checkpoint = read_checkpoint(ckpt)
     steps = int(checkpoint["global_step"])
     minutes = (float(run["ended"]) - float(run["started"])) / 60
     metadata = {

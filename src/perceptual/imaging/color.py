@@ -45,6 +45,12 @@ def rgb_to_y(image: Tensor) -> Tensor:
     return _YCBCR_OFFSETS[0] + (image * weights).sum(dim=-3, keepdim=True)
 
 
+def luma(image: Tensor) -> Tensor:
+    """:func:`rgb_to_y` on the 0..1 scale of the image (black 0, white 1): [..., 3, H, W] -> [..., 1, H, W]. A grey
+    shift of ``d`` on R, G and B moves it by exactly ``d``."""
+    return (rgb_to_y(image) - _YCBCR_OFFSETS[0]) / _Y_RANGE
+
+
 def keep_chroma(source: Tensor, luma_from: Tensor) -> Tensor:
     """``source``'s chroma (Cb, Cr) with the luma of ``luma_from`` (RGB in [0, 1], same shape): luminance-only
     transfer for style transfer that keeps the photo's colours (Gatys et al. 2016, "Preserving color in neural
@@ -56,7 +62,7 @@ def keep_chroma(source: Tensor, luma_from: Tensor) -> Tensor:
     and clipping would instead change the colour there. Such a shift always exists: ``source``'s own luma is one.
     """
     _check_rgb(source, "keep_chroma")
-    shift = (rgb_to_y(luma_from) - rgb_to_y(source)) / _Y_RANGE
+    shift = luma(luma_from) - luma(source)
     low = -source.amin(dim=-3, keepdim=True)
     high = 1 - source.amax(dim=-3, keepdim=True)
     return source + torch.maximum(torch.minimum(shift, high), low)

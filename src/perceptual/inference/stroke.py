@@ -31,14 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perceptual.errors import ConfigError
-from perceptual.imaging.color import rgb_to_y
+from perceptual.imaging.color import luma
 from perceptual.nets.base import TransformNet
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRAINING_SIZE = 256  # Johnson et al.'s crops; assumed when a checkpoint records no data.image_size
 MIN_WORKING_SIDE = 32  # below this a style net has too few pixels to paint anything recognisable
-_Y_BLACK, _Y_RANGE = 16.0, 219.0  # MATLAB luma of black, and white minus black (see perceptual.imaging.color)
 _USAGE = (
     "use stroke=none, stroke=auto (the net's look at its training size) or a factor > 0 (2: strokes twice as large)"
 )
@@ -71,11 +70,6 @@ def resize_bicubic(images: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
-
-
-def luma(images: Tensor) -> Tensor:
-    """Luma of RGB in [0, 1] on the same 0..1 scale ([B, 1, H, W]): MATLAB's Y without its studio offset."""
-    return (rgb_to_y(images) - _Y_BLACK) / _Y_RANGE
 
 
 def photo_detail(photo: Tensor, size: tuple[int, int]) -> Tensor:
