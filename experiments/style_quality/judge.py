@@ -1,5 +1,5 @@
-"""Judge style nets (or finished images) on held-out photos: Gram-distance ratio, colour spread,
-edge correlation (see perceptual.evaluation.quality). Prints a table, writes results.json and the images.
+"""Judge style nets (or finished images) on held-out photos: Gram-distance ratio, colour spread, edge correlation,
+edge halo and periodicity (see perceptual.evaluation.quality). Prints a table, writes results.json and the images.
 
     python experiments/style_quality/judge.py --ckpt zoo:starry_night --style starry_night --out /tmp/judged
     python experiments/style_quality/judge.py --ckpt zoo:stylebank --bank 2        # style from the checkpoint
@@ -76,9 +76,12 @@ def main() -> None:
                 save_image(output, args.out / f"{path.stem}.png")
     rows = list(results.values())
     results["mean"] = {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
-    print(f"{'photo':<20} {'gram ratio':>10} {'colour':>8} {'edges':>8}")
+    print(f"{'photo':<20} {'gram ratio':>10} {'colour':>8} {'edges':>8} {'halo':>8} {'periodic':>8}")
     for name, row in results.items():
-        print(f"{name:<20} {row['gram_ratio']:>10.3f} {row['colour_spread']:>8.3f} {row['edge_correlation']:>8.3f}")
+        print(
+            f"{name:<20} {row['gram_ratio']:>10.3f} {row['colour_spread']:>8.3f} {row['edge_correlation']:>8.3f}"
+            f" {row['halo']:>+8.3f} {row['periodicity']:>8.2f}"
+        )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2))

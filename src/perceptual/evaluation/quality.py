@@ -10,6 +10,8 @@ photos and styles:
   over RGB. Collapse to flat colour drives it to 0.
 * edge correlation: Pearson correlation between the HED edge maps of output and photo. Content
   kept means edges kept.
+* halo and periodicity (:mod:`perceptual.evaluation.artefacts`): edge halos and regular cross-hatching, the
+  artefacts that lower the Gram distance cheaply and so pass the first figure.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from perceptual.evaluation.artefacts import edge_halo, periodicity
 from perceptual.evaluation.edges import HEDEdges
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
@@ -51,6 +54,8 @@ class StyleScore:
     gram_ratio: float
     colour_spread: float
     edge_correlation: float
+    halo: float
+    periodicity: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -98,4 +103,6 @@ class StyleJudge(torch.nn.Module):
             gram_ratio=self.gram_ratio(output, photo).item(),
             colour_spread=colour_spread_ratio(output, photo).item(),
             edge_correlation=self.edge_correlation(output, photo).item(),
+            halo=edge_halo(output[0], photo[0]),
+            periodicity=periodicity(output[0], photo[0]),
         )
