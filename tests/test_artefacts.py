@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from perceptual.evaluation.artefacts import edge_halo, periodicity, spectral_peak_ratio
+from perceptual.evaluation.artefacts import edge_halo, grid_strength, periodicity, spectral_peak_ratio
+from perceptual.imaging.resize import imresize
 
 SIZE = 96
 
@@ -63,3 +64,15 @@ def test_spectral_peak_ratio_of_a_pure_grating_is_large() -> None:
     xs = torch.arange(SIZE).float().expand(SIZE, SIZE)
     grating = (0.5 + 0.4 * torch.sin(2 * math.pi * xs / 8.0)).expand(3, SIZE, SIZE)
     assert spectral_peak_ratio(grating) > 20 * spectral_peak_ratio(smooth_noise(2))
+
+
+def test_grid_strength_sees_a_pattern_repeating_every_scale_pixels() -> None:
+    hr = smooth_noise(4, size=SIZE, blur=5)
+    upscaled = imresize(imresize(hr, scale=1 / 4), size=(SIZE, SIZE)).clamp(0, 1)
+    assert grid_strength(hr, 4) == pytest.approx(1.0, abs=0.3)
+    assert grid_strength(upscaled, 4) == pytest.approx(1.0, abs=0.3)
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    cell = ((xs % 4 == 0) | (ys % 4 == 0)).float()  # a faint line every 4 px, as nearest x2 x2 upsampling leaves
+    gridded = (upscaled + 0.03 * cell).clamp(0, 1)
+    assert grid_strength(gridded, 4) > 3.0
+    assert grid_strength(gridded, 3) < grid_strength(gridded, 4)  # it is the 4 px period that is seen

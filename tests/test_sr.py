@@ -180,7 +180,7 @@ def test_evaluate_bicubic_baseline_skips_unreadable_images(tmp_path: Path, capsy
     assert sorted(p.name for p in (run_dir / "bicubic").iterdir()) == ["img_000.png", "img_001.png", "img_002.png"]
     assert not (run_dir / "model").exists()
     means = json.loads((run_dir / "results.json").read_text())
-    assert list(means) == ["bicubic"] and set(means["bicubic"]) == {"psnr", "ssim", "sharpness"}
+    assert list(means) == ["bicubic"] and set(means["bicubic"]) == {"psnr", "ssim", "sharpness", "grid"}
     assert 0 < means["bicubic"]["sharpness"] < 1  # bicubic upscaling is blurrier than the HR image
     with open(run_dir / "results.csv") as file:
         assert len(list(csv.DictReader(file))) == 3
@@ -200,7 +200,10 @@ def test_evaluate_checkpoint_with_histogram_matching(
     ckpt = sr_run / "checkpoints" / "last.ckpt"
     overrides = (f"input={tmp_path / 'hr'}", "scale=8", f"ckpt={ckpt}", "histogram_match=true", "device=cpu")
     assert run_command("evaluate.py", *overrides, output_dir=run_dir) == 0
-    header = "| image | bicubic PSNR | bicubic SSIM | bicubic sharpness | model PSNR | model SSIM | model sharpness |"
+    header = (
+        "| image | bicubic PSNR | bicubic SSIM | bicubic sharpness | bicubic grid | model PSNR | model SSIM |"
+        " model sharpness | model grid |"
+    )
     assert header in capsys.readouterr().out
     means = json.loads((run_dir / "results.json").read_text())
     assert list(means) == ["bicubic", "model"] and all(np.isfinite(list(means["model"].values())))

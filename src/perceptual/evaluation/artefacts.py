@@ -1,4 +1,4 @@
-"""The two artefacts that undertrained style nets show and the Gram-based figures cannot see.
+"""The artefacts that undertrained nets show and the Gram, PSNR and sharpness figures cannot see.
 
 * **Edge halo**: bands of style colour drawn beside the photo's edges. The output's colour gradient rises in a band
   2-6 px beside the photo's strongest edges more than far from them. The figure is that rise, relative to the
@@ -8,9 +8,14 @@
   output's high-passed luma then has isolated peaks. The figure is the spectrum's peak-to-mean ratio, relative to
   the photo's: below 1 for irregular texture (optimisation from noise scores 0.3-0.8), several times 1 for hatching.
 
-Both run on a [3,H,W] output and its photo at the judging resolution (256 px on the shorter side: the distances
-are in pixels). Written with SciPy's n-dimensional image filters, which scikit-image builds on; no library has
-these two figures.
+* **Upsampling grid**: a super-resolution net that upsamples by repeated x2 steps can leave a pattern repeating every
+  ``scale`` pixels, which sharpness counts as detail. The figure is the power of the output's luma at the
+  frequencies ``k / scale`` (k = 1 .. scale - 1) along x and y, relative to their neighbouring frequencies: about 1
+  for a photo or a bicubic upscale, 1.3-2 for a visible grid.
+
+The first two run on a [3,H,W] output and its photo at the judging resolution (256 px on the shorter side: the
+distances are in pixels). Written with SciPy's n-dimensional image filters, which scikit-image builds on; no library
+has these figures.
 """
 
 from __future__ import annotations
@@ -70,3 +75,22 @@ def spectral_peak_ratio(image: Tensor) -> float:
 def periodicity(output: Tensor, photo: Tensor) -> float:
     """Periodicity figure of ``output`` relative to ``photo`` (module docstring)."""
     return spectral_peak_ratio(output) / max(spectral_peak_ratio(photo), 1e-12)
+
+
+GRID_NEIGHBOURS = (-3, -2, 2, 3)  # frequency bins beside a grid frequency that stand for the image without the grid
+
+
+def grid_strength(image: Tensor, period: int) -> float:
+    """Upsampling-grid figure (module docstring) of ``image`` [3,H,W] for a pattern repeating every ``period`` px."""
+    y = _luma(image)
+    height, width = (side // period * period for side in y.shape)  # grid frequencies fall on exact bins
+    y = y[:height, :width]
+    power = np.abs(np.fft.fft2(y - y.mean())) ** 2
+    ratios = []
+    for profile in (power.mean(axis=0), power.mean(axis=1)):  # power per horizontal, then vertical, frequency
+        n = len(profile)
+        for k in range(1, period):
+            peak = k * n // period
+            around = np.mean([profile[(peak + offset) % n] for offset in GRID_NEIGHBOURS])
+            ratios.append(profile[peak] / max(around, 1e-30))
+    return float(np.mean(ratios)) if ratios else 1.0

@@ -26,6 +26,7 @@ from perceptual.choices import check_choice
 from perceptual.data.batch import HR_KEY, LR_KEY, NAME_KEY
 from perceptual.data.sr import SRBenchmark
 from perceptual.errors import ConfigError, DataError
+from perceptual.evaluation.artefacts import grid_strength
 from perceptual.evaluation.metrics import psnr_y, sharpness_y, ssim_y
 from perceptual.imaging.color import quantize
 from perceptual.imaging.io import save_image
@@ -42,9 +43,9 @@ Upscaler = Callable[[Tensor], Tensor]  # LR [1, 3, h, w] -> SR [1, 3, scale * h,
 Benchmark = Literal["set5", "set14"]
 BENCHMARK_FOLDERS: dict[Benchmark, str] = {"set5": "Set5", "set14": "Set14"}
 BICUBIC, MODEL = "bicubic", "model"
-METRICS = ("psnr", "ssim", "sharpness")  # Score fields, in table and CSV order
-METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sharpness": "sharpness"}
-METRIC_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "sharpness": "{:.3f}"}
+METRICS = ("psnr", "ssim", "sharpness", "grid")  # Score fields, in table and CSV order
+METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sharpness": "sharpness", "grid": "grid"}
+METRIC_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "sharpness": "{:.3f}", "grid": "{:.2f}"}
 
 
 def benchmark_folder(benchmark: str, benchmark_dir: str | Path, scale: int) -> Path:
@@ -107,6 +108,7 @@ class Score:
     psnr: float
     ssim: float
     sharpness: float  # mean Y gradient relative to HR (perceptual.evaluation.metrics.sharpness_y)
+    grid: float  # upsampling-grid strength, ~1 without one (perceptual.evaluation.artefacts.grid_strength)
 
     def values(self) -> dict[str, float]:
         """The figures by :data:`METRICS` name, in that order."""
@@ -181,8 +183,9 @@ def _score_pair(
         psnr, ssim, sharpness = (
             float(metric(image[None], hr[None], dataset.scale)) for metric in (psnr_y, ssim_y, sharpness_y)
         )
-        scores.append(Score(name, method, psnr, ssim, sharpness))
-        log.info("%s %s: %.2f dB, SSIM %.4f, sharpness %.3f", name, method, psnr, ssim, sharpness)
+        grid = grid_strength(image, dataset.scale)
+        scores.append(Score(name, method, psnr, ssim, sharpness, grid))
+        log.info("%s %s: %.2f dB, SSIM %.4f, sharpness %.3f, grid %.2f", name, method, psnr, ssim, sharpness, grid)
     return scores
 
 
