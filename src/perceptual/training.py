@@ -19,8 +19,10 @@ from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
 from perceptual.cpu_bf16 import warn_if_emulated
 from perceptual.errors import DataError
+from perceptual.inference.runner import load_net
 from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
+from perceptual.nets.base import TransformNet
 from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,27 @@ def checkpoint_path(path: str | None, trust: bool = False) -> str | None:
     return path
 
 
+def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
+    """The net a run starts from: the configured one (``model.*``) or, with ``init_ckpt``, the trained net of that
+    checkpoint or zoo entry, to fine-tune (its architecture and weights; a fresh optimiser and step 0, unlike
+    ``ckpt_path``, which resumes). StyleBank's incremental mode reads ``init_ckpt`` itself (it freezes the net)."""
+    configured = instantiate(cfg.model)
+    source = cfg.get("init_ckpt")
+    if not source or cfg.task.get("incremental"):
+        return configured
+    net, _ = load_net(source, trust)
+    wanted, found = type(configured).__name__, type(net).__name__
+    if found != wanted or net.config().get("scale") != configured.config().get("scale"):
+        held = f"{found} scale={net.config()['scale']}" if "scale" in net.config() else found
+        raise DataError(
+            f"init_ckpt={source} holds a {held}, but this run trains a {wanted}"
+            + (f" scale={configured.config()['scale']}" if "scale" in configured.config() else "")
+            + "; pick a checkpoint of the same task (and scale), or drop init_ckpt"
+        )
+    log.info("fine-tuning the net of init_ckpt=%s (model.* is ignored; its config: %s)", source, net.config())
+    return net.train()
+
+
 def flush_denormals() -> None:
     """Treat subnormal floats as zero on the CPU (as TensorFlow does by default).
 
@@ -157,7 +180,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trust = bool(cfg.get("trust_checkpoint", False))
     ckpt_path = checkpoint_path(cfg.get("ckpt_path"), trust)
     datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model)
+    net = initial_net(cfg, trust)
     criterion = build_criterion(cfg.loss, cfg.loss_net)
     # The run config goes in as YAML text: instantiate would build the _target_ nodes of a dict.
     task = instantiate(cfg.task, net=net, criterion=criterion, run_config=OmegaConf.to_yaml(cfg, resolve=True))
