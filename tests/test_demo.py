@@ -256,7 +256,7 @@ def test_the_page_shows_the_result_and_offers_it_for_download(demo, checkpoints,
     assert Image.open(download).size == (64, 48) and status.endswith("64x48 px")
 
 
-def test_the_served_page_runs_a_zoo_net_on_an_upload(photo) -> None:
+def test_the_served_page_runs_a_zoo_net_on_a_photo_and_a_video(photo, tmp_path) -> None:
     """The page as Gradio serves it, driven through its HTTP API (the browser test drives it in Chromium)."""
     from gradio_client import Client, handle_file
 
@@ -264,12 +264,19 @@ def test_the_served_page_runs_a_zoo_net_on_an_upload(photo) -> None:
     app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(app.local_url, verbose=False)
-        outputs = client.predict("zoo:candy", handle_file(str(photo)), 1.0, False, "none", None, "", api_name="/run")
+        controls = (1.0, False, "none", None, "")
+        image = client.predict("zoo:candy", handle_file(str(photo)), *controls, api_name="/run")
+        clip = handle_file(str(write_clip(tmp_path / "clip.mp4", 3)))
+        video = client.predict("zoo:candy", clip, *controls, api_name="/run")
     finally:
         app.close()
-    before, after, _, _, download, status = outputs
+    before, after, _, _, download, status = image
     assert status == "zoo:candy: 32x24 px"
     assert Image.open(after["value"]).size == Image.open(before["value"]).size == Image.open(download).size == (32, 24)
+    *_, after_video, download, status = video
+    assert status == "zoo:candy: 3 frame(s)" and after_video["visible"]
+    with VideoReader(download) as reader:
+        assert (reader.info.width, reader.info.height) == (32, 24)
 
 
 def test_demo_command_refuses_a_bad_device_or_checkpoint_in_one_line(tmp_path, capsys: pytest.CaptureFixture) -> None:

@@ -111,14 +111,14 @@ def run_updates(demo: Demo, name: str, upload: str | None, *controls: Any) -> tu
     gr = require("gradio", "the web demo")
     outcome = demo.run(name, upload, Controls(*controls))
     if outcome.video is not None:
-        before_video = gr.update(visible=True, value=upload)
-        after_video = gr.update(visible=True, value=str(outcome.video.file))
+        result = str(outcome.video.file)
+        hidden = gr.update(visible=False)
         return (
-            gr.update(visible=False),
-            gr.update(visible=False),
-            before_video,
-            after_video,
-            outcome.video.file,
+            hidden,
+            hidden,
+            gr.update(visible=True, value=upload),
+            gr.update(visible=True, value=result),
+            result,
             outcome.status,
         )
     image = outcome.image
