@@ -183,6 +183,7 @@ def build_app(catalogue: Catalogue, settings: Settings) -> Any:
             [model, upload, strength, preserve_color, stroke, bank, weights],
             [before, after, before_video, after_video, download, status],
             api_name="run",
+            concurrency_limit=1,  # one run at a time: runs share each net, whose norms the tiler swaps during a call
         )
     return app
 
