@@ -18,10 +18,11 @@ from torch import Tensor
 
 from perceptual.inference.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference.postprocess import with_style_controls
-from perceptual.inference.runner import Precision, Runner
+from perceptual.inference.runner import Runner
 from perceptual.inference.stroke import with_stroke
 from perceptual.inference.tiling import AUTO, with_tiling
 from perceptual.nets.base import TransformNet
+from perceptual.precision import Precision
 
 Apply = Callable[[Tensor], Tensor]  # [B, 3, H, W] in [0, 1] -> [B, 3, scale * H, scale * W] in [0, 1]
 
