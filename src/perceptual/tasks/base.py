@@ -15,6 +15,7 @@ from perceptual.checkpoints import CheckpointMetadata, write_metadata
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.nets.base import TransformNet
+from perceptual.tasks.compile import CompiledLosses, LossFunction, compile_mode
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -30,6 +31,8 @@ class TransformTask(pl.LightningModule):
         optimizer: factory taking the parameters (Hydra ``_partial_: true``).
         scheduler: optional factory taking the optimiser, stepped every step.
         channels_last: NHWC memory format (faster convolutions on recent CPUs and GPUs).
+        compile: compile the training step's loss, forward and backward (:mod:`perceptual.tasks.compile`): ``true``
+            or a ``torch.compile`` mode (``reduce-overhead`` adds CUDA graphs).
         run_config: the run's composed config as YAML, recorded in checkpoints (``None`` outside a configured run).
     """
 
@@ -45,6 +48,7 @@ class TransformTask(pl.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         channels_last: bool = False,
+        compile: bool | str = False,
         run_config: str | None = None,
     ) -> None:
         super().__init__()
@@ -53,6 +57,8 @@ class TransformTask(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
+        self.compile_mode = compile_mode(compile)
+        self.training_losses: LossFunction = self.losses  # compiled by on_fit_start when compile_mode is set
         self.run_config = run_config
         self.skipped_images = 0
         self._validation_images: dict[str, Tensor] = {}
@@ -64,6 +70,10 @@ class TransformTask(pl.LightningModule):
     def prepare_input(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def losses(self, net_input: Tensor, target: Tensor) -> LossOutput:
+        """The criterion of the net's output for ``net_input`` against ``target``: a training step's forward pass."""
+        return self.criterion(self.net(net_input), target=target)
+
     def cache_styles(self) -> None:
         """Compute the criterion's style statistics once, on the device the task runs on."""
         if self.criterion.needs_styles and not self.criterion.num_styles:
@@ -73,6 +83,8 @@ class TransformTask(pl.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         self.cache_styles()
+        if self.compile_mode is not None:
+            self.training_losses = CompiledLosses(self.losses, self.compile_mode, self.device)
 
     def on_validation_start(self) -> None:
         self.cache_styles()

@@ -84,6 +84,11 @@ class StyleBankTask(TransformTask):
             raise ConfigError("data.styles is empty; give the style images, e.g. data.styles='[a.jpg,b.jpg]'")
         if stylise_steps < 1:
             raise ConfigError(f"task.stylise_steps={stylise_steps} must be at least 1 (T in the paper: 2)")
+        if self.compile_mode is not None:
+            raise ConfigError(
+                "task.compile is not supported by StyleBank (its steps alternate two branches and rescale gradients "
+                "between them); drop task.compile"
+            )
         if identity_grad_scale is not None and identity_grad_scale < 0:
             raise ConfigError(f"task.identity_grad_scale={identity_grad_scale} must be >= 0 or null (lambda: 1)")
         self.styles = list(styles)
