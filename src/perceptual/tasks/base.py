@@ -99,12 +99,19 @@ class TransformTask(pl.LightningModule):
         return self._validation_images
 
     def count_skipped(self, batch: dict[str, Any]) -> bool:
-        """Log unreadable images; return False when nothing in the batch was readable."""
-        self.skipped_images += int(batch.get(SKIPPED_KEY, 0))
-        self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
+        """Count unreadable images and log the running count when it grows (this process's count: a host-side
+        integer, so a step without them logs nothing and waits for nothing); False when nothing in the batch was
+        readable."""
+        skipped = int(batch.get(SKIPPED_KEY, 0))
+        if skipped:
+            self.skipped_images += skipped
+            self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max")
         return any(key != SKIPPED_KEY for key in batch)
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
+        """Log each term and the total. Training values stay tensors on the device, read by the loggers every
+        ``trainer.log_every_n_steps`` only; they are kept off the progress bar, which would read them every step and
+        make the host wait for the device."""
         on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"
         options = {
             "on_step": on_step,
@@ -115,7 +122,7 @@ class TransformTask(pl.LightningModule):
         }
         values = {f"{stage}/{name}": value.detach() for name, value in losses.terms.items()}
         self.log_dict(values, **options)
-        self.log(f"{stage}/loss", losses.total.detach(), prog_bar=True, **options)
+        self.log(f"{stage}/loss", losses.total.detach(), prog_bar=not on_step, **options)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
