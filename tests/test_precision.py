@@ -14,6 +14,7 @@ from perceptual.checkpoints import read_checkpoint
 from perceptual.inference.runner import Runner
 from perceptual.nets import StyleTransferNet
 from perceptual.precision import accelerator_device, auto_precision, trainer_precision
+from perceptual.training import set_numerics
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 
@@ -72,3 +73,15 @@ def test_training_with_auto_runs_and_records_the_resolved_precision(
     train_run(tmp_path, "debug=fast", "trainer.max_steps=1")  # trainer.precision=auto is the default
     config = yaml.safe_load(read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["perceptual"]["run_config"])
     assert config["trainer"]["precision"] == ("bf16-mixed" if native else "32-true")
+
+
+def test_training_sets_cudnn_autotuning_and_tf32_matmuls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)  # restored afterwards
+    before = torch.get_float32_matmul_precision()
+    try:
+        set_numerics(deterministic=False)
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "high"
+        set_numerics(deterministic=True)
+        assert not torch.backends.cudnn.benchmark  # autotuning may pick other algorithms from run to run
+    finally:
+        torch.set_float32_matmul_precision(before)
