@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -21,16 +22,20 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 CPUINFO = Path("/proc/cpuinfo")
+CAPPING_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")  # what keeps torch's kernels below the hardware
 NATIVE_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512-BF16 / AMX, Arm's BF16 extension
+
+
+def _cpuinfo_lines(cpuinfo: Path | None = None) -> list[str]:
+    try:
+        return (cpuinfo or CPUINFO).read_text().splitlines()
+    except OSError:
+        return []
 
 
 def cpuinfo_flags(cpuinfo: Path) -> set[str]:
     """The feature flags a ``/proc/cpuinfo`` lists (x86 ``flags``, Arm ``Features``); empty when it cannot be read."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    return {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split()}
+    return {word for line in _cpuinfo_lines(cpuinfo) if line.startswith(("flags", "Features")) for word in line.split()}
 
 
 def cpu_flags() -> set[str]:
@@ -52,6 +57,19 @@ def native_bf16() -> bool | None:
     if not flags:
         return None
     return bool(flags & NATIVE_FLAGS) and kernels_use_bf16()
+
+
+def describe_cpu() -> str:
+    """One line for benchmark reports: the CPU, the flags that decide its fast paths, and what torch makes of them."""
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")), None)
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "bf16", "sve"})
+    caps = [f"{name}={os.environ[name]}" for name in CAPPING_VARIABLES if name in os.environ]
+    native = {True: "native", False: "emulated", None: "unknown"}[native_bf16()]
+    return (
+        f"CPU: {model or platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; flags: "
+        f"{' '.join(flags) or 'unknown'}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
+        f"{' (' + ', '.join(caps) + ')' if caps else ''}; bf16 {native}"
+    )
 
 
 @functools.cache
