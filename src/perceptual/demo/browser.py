@@ -8,6 +8,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``scripts/install_browser.s
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import shutil
 import socket
@@ -98,7 +99,11 @@ class DemoPage:
     def __init__(self, driver: Any, url: str) -> None:
         self.driver = driver
         self.by = require("selenium.webdriver.common.by", "driving the demo page").By
-        self.wait = require("selenium.webdriver.support.ui", "driving the demo page").WebDriverWait
+        wait = require("selenium.webdriver.support.ui", "driving the demo page").WebDriverWait
+        stale = require("selenium.common.exceptions", "driving the demo page").StaleElementReferenceException
+        # Gradio re-renders components while it updates them: an element found a moment ago may be gone, which
+        # only means "look again"
+        self.wait = functools.partial(wait, ignored_exceptions=(stale,))
         driver.get(url)
         self.wait(driver, START_TIMEOUT).until(lambda _: self.about())  # the page has loaded and described its net
 
