@@ -117,6 +117,12 @@ def checkpoint_path(path: str | None, trust: bool = False) -> str | None:
     return path
 
 
+def net_kind(net: TransformNet) -> str:
+    """The class of ``net`` and, for super-resolution, its scale: what a fine-tuned net must share with the run."""
+    scale = net.config().get("scale")
+    return type(net).__name__ + ("" if scale is None else f" scale={scale}")
+
+
 def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     """The net a run starts from: the configured one (``model.*``) or, with ``init_ckpt``, the trained net of that
     checkpoint or zoo entry, to fine-tune (its architecture and weights; a fresh optimiser and step 0, unlike
@@ -126,13 +132,10 @@ def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     if not source or cfg.task.get("incremental"):
         return configured
     net, _ = load_net(source, trust)
-    wanted, found = type(configured).__name__, type(net).__name__
-    if found != wanted or net.config().get("scale") != configured.config().get("scale"):
-        held = f"{found} scale={net.config()['scale']}" if "scale" in net.config() else found
+    if net_kind(net) != net_kind(configured):
         raise DataError(
-            f"init_ckpt={source} holds a {held}, but this run trains a {wanted}"
-            + (f" scale={configured.config()['scale']}" if "scale" in configured.config() else "")
-            + "; pick a checkpoint of the same task (and scale), or drop init_ckpt"
+            f"init_ckpt={source} holds a {net_kind(net)}, but this run trains a {net_kind(configured)}; pick a "
+            "checkpoint of the same task (and scale), or drop init_ckpt"
         )
     log.info("fine-tuning the net of init_ckpt=%s (model.* is ignored; its config: %s)", source, net.config())
     return net.train()

@@ -32,6 +32,7 @@ from perceptual.inference.runner import Precision, check_precision, resolve_devi
 from perceptual.inference.temporal import TemporalMode, make_stabiliser
 from perceptual.inference.video import EncoderSettings, VideoReader
 from perceptual.inference.video_files import transform_video
+from perceptual.locations import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def frame_capped(apply: Apply, source: Path, max_frames: int) -> Callable[[Tenso
 
 def safe_name(name: str) -> str:
     """A net's name (``zoo:candy``, a path) as a file-name part."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name.removeprefix("zoo:")).stem).strip("_") or "net"
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name.removeprefix(PREFIX)).stem).strip("_") or "net"
 
 
 def error_line(error: Exception, upload: str | Path | None = None) -> str:
