@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from conftest import run_command
 from perceptual.checkpoints import CheckpointMetadata, slim_checkpoint
 from perceptual.errors import ConfigError
+from perceptual.evaluation.strokes import peak_wavelength, power_per_octave, stroke_wavelength
 from perceptual.imaging.color import luma
 from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
@@ -148,3 +150,46 @@ def test_stylize_command_with_stroke_auto(tmp_path: Path, capsys: pytest.Capture
     capsys.readouterr()
     assert run_command("stylize.py", *args, f"output={tmp_path / 'bad.png'}", "stroke=-1") == 2
     assert capsys.readouterr().err.strip().startswith("error: stroke=-1 must be a positive number")
+
+
+TEXTURE_SIZE = 384
+
+
+def _texture(wavelength: float, seed: int = 0, octaves: float = 0.35) -> torch.Tensor:
+    """Random-phase luma texture [H,W] whose power per octave is a Gaussian in log frequency peaking at
+    1 / ``wavelength``, std 0.05."""
+    generator = torch.Generator().manual_seed(seed)
+    fy, fx = torch.fft.fftfreq(TEXTURE_SIZE)[:, None], torch.fft.fftfreq(TEXTURE_SIZE)[None]
+    k = (fy.square() + fx.square()).sqrt().clamp_min(1e-6)
+    amplitude = torch.exp(-torch.log2(k * wavelength).square() / (4 * octaves**2)) / k  # power per octave k^2 |.|^2
+    phase = torch.exp(2j * math.pi * torch.rand(TEXTURE_SIZE, TEXTURE_SIZE, generator=generator))
+    texture = torch.fft.ifft2(amplitude * phase).real
+    return 0.05 * texture / texture.std()
+
+
+def _blobs(seed: int = 1) -> torch.Tensor:
+    """A photo-like [3,H,W] image: colour blobs about 30 px across."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, TEXTURE_SIZE // 32, TEXTURE_SIZE // 32, generator=generator)
+    image = torch.nn.functional.interpolate(noise, size=(TEXTURE_SIZE,) * 2, mode="bicubic", align_corners=False)
+    return 0.2 + 0.6 * image[0].clamp(0, 1)
+
+
+@pytest.mark.parametrize("wavelength", [12.0, 24.0])
+def test_stroke_wavelength_is_the_textures_spectral_peak_and_scales_with_it(wavelength: float) -> None:
+    photo = _blobs()
+    measured = stroke_wavelength(photo + _texture(wavelength), photo)
+    assert measured == pytest.approx(wavelength, rel=0.02)
+    assert stroke_wavelength(photo + _texture(2 * wavelength, seed=5), photo) / measured == pytest.approx(2, rel=0.03)
+
+
+def test_stroke_wavelength_ignores_a_colour_ramp_and_shifts_the_photo_explains() -> None:
+    photo = _blobs()
+    ys, xs = torch.meshgrid(*(torch.linspace(0, 1, TEXTURE_SIZE),) * 2, indexing="ij")
+    ramp = 0.5 * (xs + ys)  # a smooth large-scale colour change, four times the texture's std
+    y = luma(photo)
+    locked = 3 * (0.2 + ramp) * (y - y.mean())  # darkens dark regions, more so towards one corner
+    shifted = photo + _texture(16) + ramp + locked
+    assert stroke_wavelength(shifted, photo) == pytest.approx(stroke_wavelength(photo + _texture(16), photo), rel=0.01)
+    residual = (luma(shifted) - y)[0].double().numpy()
+    assert peak_wavelength(*power_per_octave(residual)) > 60  # without the fit, the content's size is the peak
