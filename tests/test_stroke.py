@@ -18,9 +18,12 @@ from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
 from perceptual.inference.stroke import (
     DEFAULT_TRAINING_SIZE,
+    DETAIL_GAIN,
     parse_stroke,
     photo_detail,
     reinject_detail,
+    resize_bicubic,
+    snap_upsample,
     working_size,
 )
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
@@ -85,12 +88,34 @@ def test_a_constant_output_plus_the_photo_detail_is_the_photos_high_frequencies(
     out = reinject_detail(photo, flat)
     assert out.shape == photo.shape
     detail = photo_detail(photo, (30, 40))
-    torch.testing.assert_close(out - 0.5, detail.expand_as(out))  # a grey shift: the same on R, G and B
-    torch.testing.assert_close(luma(out) - 0.5, luma(photo) - luma(photo).mean(), atol=0.2, rtol=0)
+    torch.testing.assert_close(out - 0.5, DETAIL_GAIN * detail.expand_as(out))  # a grey shift: the same on R, G, B
     high = lambda image: image - torch.nn.functional.avg_pool2d(image, 5, 1, 2, count_include_pad=False)  # noqa: E731
     correlation = torch.corrcoef(torch.stack([high(luma(out)).flatten(), high(luma(photo)).flatten()]))[0, 1]
     assert correlation > 0.95  # the photo's fine texture is back
     assert detail.mean().abs() < 0.01  # and nothing of its low frequencies
+
+
+def test_the_snap_moves_the_paintings_colours_to_their_side_of_the_photos_edge_without_overshoot() -> None:
+    photo = torch.full((1, 3, 60, 90), 0.2)
+    photo[..., 41:] = 0.8  # a step that falls between the working pixels (a third of the size)
+    low = (20, 30)
+    bright = ((luma(resize_bicubic(photo, low)) - 0.2) / 0.6).clamp(0, 1)
+    red, blue = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1), torch.tensor([0.1, 0.1, 0.9]).view(1, 3, 1, 1)
+    painting = red + bright * (blue - red)  # red on the dark side, blue on the bright, blended where the step blurs
+    ideal = torch.where(photo[:, :1] > 0.5, blue, red)
+    snapped = snap_upsample(photo, painting)
+    band = slice(41 - 8, 41 + 8)
+    bicubic = resize_bicubic(painting, (60, 90))
+    error = lambda image: (image - ideal)[..., band].abs().mean()  # noqa: E731
+    assert error(snapped) < 0.4 * error(bicubic)
+    assert snapped.amin() >= bicubic.amin() - 1e-6 and snapped.amax() <= bicubic.amax() + 1e-6  # no new overshoot
+
+
+def test_the_snap_leaves_strokes_where_the_photo_is_flat() -> None:
+    torch.manual_seed(0)
+    strokes = torch.rand(1, 3, 16, 24)
+    flat = torch.full((1, 3, 64, 96), 0.4)
+    torch.testing.assert_close(snap_upsample(flat, strokes), resize_bicubic(strokes, (64, 96)))
 
 
 def test_stroke_paints_at_the_working_size_and_returns_the_input_size() -> None:
