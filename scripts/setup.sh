@@ -9,6 +9,6 @@ if [[ -f "$stamp" ]]; then
   exit 0
 fi
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,video,export]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,video,export,demo]'
 rm -f .venv/.setup-* && touch "$stamp"
 echo "environment ready: $(.venv/bin/python -c 'import torch, pytorch_lightning as pl; print("torch", torch.__version__, "lightning", pl.__version__)')"

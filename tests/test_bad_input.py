@@ -20,6 +20,7 @@ from perceptual.data.modules import FolderDataModule
 from perceptual.errors import ConfigError, DataError
 from perceptual.imaging.io import list_images, load_image, read_image_size
 from perceptual.inference.image_files import transform_files
+from perceptual.training import with_trainer_precision
 
 PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 REASONS = {
@@ -115,11 +116,12 @@ def test_training_epoch_skips_and_counts_every_bad_file(tmp_path: Path) -> None:
         ("task.style_size=null", None),  # int | None
         ("data.resize_to=2", None),  # an integer is a float
         ("trainer.precision=16", None),
+        ("trainer.precision=auto", None),  # resolved to a Lightning value first, as train() does
     ],
 )
 def test_config_values_are_checked_against_the_type_hints(override: str, message: str | None) -> None:
     override = f"+{override}" if "resize_to" in override else override  # the sample data has no such key
-    cfg = compose_config("train", "debug=fast", override, "paths.output_dir=/tmp/unused")
+    cfg = with_trainer_precision(compose_config("train", "debug=fast", override, "paths.output_dir=/tmp/unused"))
     if message is None:
         check_types(cfg)
         return

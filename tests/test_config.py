@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import REPO, compose_config
+from perceptual.config_types import check_types
+from perceptual.data.modules import default_num_workers
+from perceptual.errors import ConfigError
 from perceptual.losses import GramStyleLoss, Reference
 from perceptual.losses.builder import build_criterion
 
@@ -71,3 +75,15 @@ def test_run_directories(tmp_path: Path) -> None:
     cfg = compose_config("train", hydra=True)
     assert cfg.hydra.run.dir.startswith("outputs/style/")
     assert cfg.hydra.sweep.dir.startswith("outputs/multirun/")
+
+
+def test_data_workers_default_to_half_the_cpus_shared_by_the_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert [default_num_workers(processes) for processes in (1, 2, 4, 16)] == [8, 4, 2, 0]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert default_num_workers() == 8  # enough to keep a GPU fed; more only cost memory
+    cfg = compose_config("train", "data=folder", "data.root=/unused")
+    assert cfg.data.num_workers == "auto"
+    check_types(cfg.data)  # auto passes the type check of data.num_workers
+    with pytest.raises(ConfigError, match=r"data\.num_workers=many must be one of: auto or an integer"):
+        check_types(compose_config("train", "data=folder", "data.root=/unused", "data.num_workers=many").data, "data.")

@@ -23,7 +23,7 @@ def test_fast_path_matches_fp32_within_40_db() -> None:
 
 def test_invalid_precision_and_device_are_config_errors() -> None:
     net = StyleTransferNet(width=8)
-    with pytest.raises(ConfigError, match="use one of: fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="use one of: auto, fp32, bf16, fp16"):
         Runner(net, "cpu", precision="int8")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA or MPS device"):
         Runner(net, "cpu", precision="fp16")
@@ -78,7 +78,7 @@ def test_each_device_refuses_the_precisions_it_cannot_run(monkeypatch: pytest.Mo
         check_precision("bf16", cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     check_precision("bf16", cuda)
-    with pytest.raises(ConfigError, match="precision=int8 is not supported; use one of: fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="precision=int8 is not supported; use one of: auto, fp32, bf16, fp16"):
         check_precision("int8", cpu)
 
 

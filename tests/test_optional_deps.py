@@ -1,5 +1,5 @@
-"""The base install (no ``video`` or ``export`` extra, no matplotlib) stylises, upscales and evaluates images; a video
-input is one line naming the extra to install."""
+"""The base install (no ``video``, ``export`` or ``demo`` extra, no matplotlib) stylises, upscales and evaluates images;
+a video input or the web demo is one line naming the extra to install."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from conftest import REPO, compose_config, error_lines, save_net, write_images
 from perceptual.nets.johnson import StyleTransferNet, SuperResolutionNet
 
-OPTIONAL = ("av", "cv2", "onnx", "onnxscript", "onnxruntime", "matplotlib")
+OPTIONAL = ("av", "cv2", "onnx", "onnxscript", "onnxruntime", "matplotlib", "gradio")
 
 
 @pytest.fixture
@@ -70,4 +70,11 @@ def test_image_commands_run_without_optional_packages(
     assert "Traceback" not in stderr
     assert error_lines(stderr) == [
         "error: video input and output needs the av package, which is not installed: pip install 'perceptual[video]'"
+    ]
+
+
+def test_demo_without_gradio_names_the_extra(base_install: Callable[[str, DictConfig], int], capsys) -> None:
+    assert base_install("demo.py", compose_config("demo", "device=cpu")) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        "error: the web demo needs the gradio package, which is not installed: pip install 'perceptual[demo]'"
     ]

@@ -129,6 +129,7 @@ def test_stylize_command_preserves_colour_at_half_strength(tmp_path: Path, capsy
             f"input={tmp_path / 'in.png'}",
             f"output={tmp_path / 'out.png'}",
             "device=cpu",
+            "precision=fp32",  # compared with an fp32 forward pass below; auto may pick bf16 on this CPU
             "preserve_color=true",
             "strength=0.5",
         )

@@ -194,7 +194,9 @@ def test_stylize_command_tiles_to_the_untiled_file(tmp_path: Path, capsys: pytes
     outputs = {}
     for tile in ("null", "72"):
         target = tmp_path / f"out_{tile}.png"
-        assert run_command("stylize.py", f"ckpt={ckpt}", f"input={source}", f"output={target}", f"tile={tile}") == 0
+        # fp32: bf16 (what precision=auto picks on a bf16 CPU) rounds a tile's convolutions unlike the whole image's
+        args = (f"ckpt={ckpt}", f"input={source}", f"output={target}", f"tile={tile}", "precision=fp32")
+        assert run_command("stylize.py", *args) == 0
         outputs[tile] = np.asarray(Image.open(target)).astype(int)
     assert outputs["72"].shape == (131, 151, 3)
     assert np.abs(outputs["72"] - outputs["null"]).max() <= 1  # a level at most, where a value sits on a rounding edge

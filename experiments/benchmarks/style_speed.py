@@ -1,12 +1,13 @@
-"""Style-transfer speed: training throughput and stylisation latency, fp32 and the fast paths.
+"""Style-transfer speed: training throughput against a plain PyTorch loop, and stylisation latency.
 
-    .venv/bin/python experiments/benchmarks/style_speed.py [--device cpu|cuda] [--sizes 256 512 1024]
+    .venv/bin/python experiments/benchmarks/style_speed.py [--device cpu|cuda] [--steps 3] [--sizes 256 512 1024]
 
-Training: images/s at batch 4 x 256^2 for (a) a plain PyTorch loop written the way
-pytorch/examples' fast_neural_style trains (same net, same losses: VGG-16 to relu4_3 over the
-output and over the content, Gram MSE, Adam) and (b) this framework's Lightning task, fp32 and with
-its fast path (bf16 autocast + channels_last). Stylisation: latency per image at each size, eager
-fp32 against the fast path, with the fast output's PSNR against the fp32 output.
+Training, batch 4 x 256^2, in one run: (a) a plain PyTorch loop written the way pytorch/examples' fast_neural_style
+trains (same net, same losses: VGG-16 to relu4_3 over the output and over the content, Gram MSE, Adam), fp32; (b) this
+framework's Lightning task in fp32, with channels_last, with task.compile, and at ``trainer.precision=auto`` (bf16-mixed
+where the device computes bf16 natively, else fp32), each as s/step, images/s and the ratio to (a). Stylisation, with
+``--sizes``: latency per image, eager fp32 against ``precision=auto`` + channels_last + compile, with the fast output's
+PSNR against the fp32 output. The first lines name the device and, on a CPU, the flags that decide its fast paths.
 
 Loss-network weights are random here: speed does not depend on their values.
 """
@@ -14,6 +15,7 @@ Loss-network weights are random here: speed does not depend on their values.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -22,14 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from perceptual.cpu_bf16 import describe_cpu
 from perceptual.inference.runner import Runner, describe_device
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
 from perceptual.nets import StyleTransferNet
+from perceptual.precision import trainer_precision
 from perceptual.tasks.style import StyleTransferTask
+from perceptual.training import flush_denormals, set_numerics
 
 CONTENT = ["relu2_2"]
 STYLE = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+BATCH = 4
 
 
 def timed(step: Callable[[], object], warmup: int, repeats: int, device: torch.device) -> float:
@@ -97,7 +103,10 @@ class StepTimer(pl.Callback):
             self.times.append(time.perf_counter() - self.start)
 
 
-def framework_step_time(device: torch.device, steps: int, fast: bool, batch_size: int, size: int) -> float:
+def framework_step_time(
+    device: torch.device, steps: int, precision: str, channels_last: bool, compile_step: bool, size: int
+) -> float:
+    """Median seconds of the task's training step (Lightning's loop, fused Adam as configured for train.py)."""
     criterion = PerceptualCriterion(
         {"content": FeatureLoss(1e5, CONTENT), "style": GramStyleLoss(1e10, STYLE, norm="mse")},
         loss_net=lambda layers: LossNetwork(layers, weights="random"),
@@ -106,15 +115,17 @@ def framework_step_time(device: torch.device, steps: int, fast: bool, batch_size
         style="mosaic",
         net=StyleTransferNet(),
         criterion=criterion,
-        optimizer=lambda params: torch.optim.Adam(params, 1e-3),
-        channels_last=fast,
+        optimizer=lambda params: torch.optim.Adam(params, 1e-3, fused=True),
+        channels_last=channels_last,
+        compile=compile_step,
     )
-    timer = StepTimer(warmup=2)
+    warmup = 2 if compile_step else 1  # the first step compiles, or sets up oneDNN's kernels
+    timer = StepTimer(warmup)
     trainer = pl.Trainer(
         accelerator=device.type,
         devices=1,
-        max_steps=steps + 2,
-        precision="bf16-mixed" if fast else "32-true",
+        max_steps=steps + warmup,
+        precision=trainer_precision(precision, device.type),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -122,7 +133,7 @@ def framework_step_time(device: torch.device, steps: int, fast: bool, batch_size
         limit_val_batches=0,
         callbacks=[timer],
     )
-    loader = DataLoader(RandomImages((steps + 2) * batch_size, size), batch_size=batch_size, drop_last=True)
+    loader = DataLoader(RandomImages((steps + warmup) * BATCH, size), batch_size=BATCH, drop_last=True)
     trainer.fit(task, train_dataloaders=loader)
     return sorted(timer.times)[len(timer.times) // 2]
 
@@ -135,7 +146,7 @@ def stylize_table(device: torch.device, sizes: list[int], compile_net: bool) -> 
     torch.manual_seed(0)
     net = StyleTransferNet().eval()
     reference = Runner(net, str(device))
-    fast = Runner(net, str(device), precision="bf16", channels_last=True, compile=compile_net)
+    fast = Runner(net, str(device), precision="auto", channels_last=True, compile=compile_net)
     rows = []
     for size in sizes:
         image = torch.rand(1, 3, size, size, device=device)
@@ -147,37 +158,54 @@ def stylize_table(device: torch.device, sizes: list[int], compile_net: bool) -> 
     return rows
 
 
+# (label, precision, channels_last, compile) of the task's variants
+VARIANTS = (
+    ("perceptual, fp32", "32-true", False, False),
+    ("perceptual, fp32 + channels_last", "32-true", True, False),
+    ("perceptual, fp32 + channels_last + compile", "32-true", True, True),
+    ("perceptual, precision=auto (the default)", "auto", False, False),
+    ("perceptual, precision=auto + channels_last", "auto", True, False),
+    ("perceptual, precision=auto + channels_last + compile", "auto", True, True),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--steps", type=int, default=6, help="timed training steps per variant")
-    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the fast path")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per variant (after warm-up)")
+    parser.add_argument("--size", type=int, default=256, help="training crop side")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[], help="stylisation sizes (none: no stylisation)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled variants")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"{describe_device(device)}\n")
+    flush_denormals()  # as train.py does, for the plain loop too
+    set_numerics(deterministic=False)
+    print(describe_device(device))
+    if device.type == "cpu":
+        print(f"{describe_cpu()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"trainer.precision=auto -> {trainer_precision('auto', device.type)}\n")
 
-    batch_size, size = 4, 256
-    batch = torch.rand(batch_size, 3, size, size, device=device)
-    style = torch.rand(1, 3, size, size, device=device)
-    plain = timed(plain_loop_step(device, batch, style), 2, args.steps, device)
-    ours32 = framework_step_time(device, args.steps, fast=False, batch_size=batch_size, size=size)
-    ours_fast = framework_step_time(device, args.steps, fast=True, batch_size=batch_size, size=size)
-    print(f"training, batch {batch_size} x {size}^2 (median step)")
+    batch = torch.rand(BATCH, 3, args.size, args.size, device=device)
+    style = torch.rand(1, 3, 256, 256, device=device)
+    plain = timed(plain_loop_step(device, batch, style), 1, args.steps, device)
+    rows = [("plain PyTorch loop (fast_neural_style style), fp32", plain)]
+    for label, precision, channels_last, compile_step in VARIANTS:
+        if compile_step and args.no_compile:
+            continue
+        seconds = framework_step_time(device, args.steps, precision, channels_last, compile_step, args.size)
+        rows.append((label, seconds))
+    print(f"training, batch {BATCH} x {args.size}^2 (median of {args.steps} steps)")
     print("| variant | s/step | images/s | vs plain loop |")
     print("|---|---|---|---|")
-    for label, seconds in (
-        ("plain PyTorch loop (fast_neural_style style), fp32", plain),
-        ("perceptual, fp32", ours32),
-        ("perceptual, bf16-mixed + channels_last", ours_fast),
-    ):
-        print(f"| {label} | {seconds:.3f} | {batch_size / seconds:.1f} | {plain / seconds:.2f}x |")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.3f} | {BATCH / seconds:.2f} | {plain / seconds:.2f}x |")
 
-    fast_label = "bf16 + channels_last" + ("" if args.no_compile else " + torch.compile")
-    print(f"\nstylisation latency, batch 1, eager fp32 vs {fast_label}")
-    print("| size | fp32 ms | fast ms | speed-up | PSNR fast vs fp32 (dB) |")
-    print("|---|---|---|---|---|")
-    print("\n".join(stylize_table(device, args.sizes, compile_net=not args.no_compile)))
+    if args.sizes:
+        fast_label = "precision=auto + channels_last" + ("" if args.no_compile else " + torch.compile")
+        print(f"\nstylisation latency, batch 1, eager fp32 vs {fast_label}")
+        print("| size | fp32 ms | fast ms | speed-up | PSNR fast vs fp32 (dB) |")
+        print("|---|---|---|---|---|")
+        print("\n".join(stylize_table(device, args.sizes, compile_net=not args.no_compile)))
 
 
 if __name__ == "__main__":

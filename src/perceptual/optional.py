@@ -1,7 +1,8 @@
 """Optional dependencies: imported where they are used, with a one-line error naming the extra that installs them.
 
 The base install (``pip install perceptual``) stylises, upscales, evaluates and trains on images. Video needs
-``perceptual[video]`` (PyAV, OpenCV), ONNX export ``perceptual[export]`` (onnx, onnxscript, onnxruntime).
+``perceptual[video]`` (PyAV, OpenCV), ONNX export ``perceptual[export]`` (onnx, onnxscript, onnxruntime), the web
+demo ``perceptual[demo]`` (Gradio).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ EXTRAS = {
     "onnx": ("export", "onnx"),
     "onnxscript": ("export", "onnxscript"),
     "onnxruntime": ("export", "onnxruntime"),
+    "gradio": ("demo", "gradio"),
+    "selenium": ("dev", "selenium"),
 }
 
 

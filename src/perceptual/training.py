@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
@@ -23,6 +24,7 @@ from perceptual.inference.runner import load_net
 from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
 from perceptual.nets.base import TransformNet
+from perceptual.precision import trainer_precision
 from perceptual.tasks.base import TransformTask
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,12 @@ def checkpoint_path(path: str | None, trust: bool = False) -> str | None:
     return path
 
 
+def net_kind(net: TransformNet) -> str:
+    """The class of ``net`` and, for super-resolution, its scale: what a fine-tuned net must share with the run."""
+    scale = net.config().get("scale")
+    return type(net).__name__ + ("" if scale is None else f" scale={scale}")
+
+
 def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     """The net a run starts from: the configured one (``model.*``) or, with ``init_ckpt``, the trained net of that
     checkpoint or zoo entry, to fine-tune (its architecture and weights; a fresh optimiser and step 0, unlike
@@ -124,16 +132,22 @@ def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     if not source or cfg.task.get("incremental"):
         return configured
     net, _ = load_net(source, trust)
-    wanted, found = type(configured).__name__, type(net).__name__
-    if found != wanted or net.config().get("scale") != configured.config().get("scale"):
-        held = f"{found} scale={net.config()['scale']}" if "scale" in net.config() else found
+    if net_kind(net) != net_kind(configured):
         raise DataError(
-            f"init_ckpt={source} holds a {held}, but this run trains a {wanted}"
-            + (f" scale={configured.config()['scale']}" if "scale" in configured.config() else "")
-            + "; pick a checkpoint of the same task (and scale), or drop init_ckpt"
+            f"init_ckpt={source} holds a {net_kind(net)}, but this run trains a {net_kind(configured)}; pick a "
+            "checkpoint of the same task (and scale), or drop init_ckpt"
         )
     log.info("fine-tuning the net of init_ckpt=%s (model.* is ignored; its config: %s)", source, net.config())
     return net.train()
+
+
+def with_trainer_precision(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``trainer.precision=auto`` resolved for the accelerator (:func:`perceptual.precision.
+    trainer_precision`), so that the Trainer and the run config recorded in checkpoints name what was run."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.trainer.precision = trainer_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
+    return cfg
 
 
 def flush_denormals() -> None:
@@ -144,6 +158,16 @@ def flush_denormals() -> None:
     below 1e-38 carry nothing a perceptual loss can use.
     """
     torch.set_flush_denormal(True)
+
+
+def set_numerics(deterministic: bool) -> None:
+    """The process-wide GPU numerics of a training run, each chosen for a reason (Lightning leaves them to us)."""
+    # Every step sees the same shapes (fixed crops and batch size): cuDNN's one-off search for each convolution's
+    # fastest algorithm pays for itself within a few steps. A deterministic run keeps the default algorithms.
+    torch.backends.cudnn.benchmark = not deterministic
+    # fp32 matmuls (the Gram matrices, contextual similarities) may use TF32 on Ampere and newer GPUs: fp32 accumulation
+    # with a 10-bit mantissa errs less than the bf16 features that bf16-mixed feeds them, at several times the speed.
+    torch.set_float32_matmul_precision("high")
 
 
 def save_final_checkpoint(trainer: pl.Trainer) -> None:
@@ -174,8 +198,10 @@ def ddp_strategy(strategy: Any, task: TransformTask) -> Any:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
+    cfg = with_trainer_precision(cfg)
     check_types(cfg)
     flush_denormals()
+    set_numerics(bool(cfg.trainer.get("deterministic", False)))
     pl.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
     ckpt_path = checkpoint_path(cfg.get("ckpt_path"), trust)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
@@ -42,10 +41,11 @@ class ImageFileDataset(Dataset):
 
 
 def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Collate the readable samples; ``batch[SKIPPED_KEY]`` counts the dropped ones."""
+    """Collate the readable samples; ``batch[SKIPPED_KEY]`` counts the dropped ones (an int, which stays on the host
+    when the batch moves to a GPU)."""
     good = [s for s in samples if s is not None]
     batch: dict[str, Any] = default_collate(good) if good else {}
-    batch[SKIPPED_KEY] = torch.tensor(len(samples) - len(good))
+    batch[SKIPPED_KEY] = len(samples) - len(good)
     return batch
 
 

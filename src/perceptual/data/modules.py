@@ -7,9 +7,11 @@ What a sample looks like is a task's choice: ``make_sample`` turns a crop into t
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -25,6 +27,14 @@ from perceptual.imaging.io import list_images
 log = logging.getLogger(__name__)
 
 SampleMaker = Callable[[Tensor], dict[str, Tensor]]  # crop -> sample dict
+
+
+def default_num_workers(processes: int = 1) -> int:
+    """``num_workers=auto``: half the CPUs this process may run on, shared by the ``processes`` training on this
+    machine, at most 8. Decoding and cropping then run beside the training step, and the other half stays with the
+    main process (which launches the GPU's kernels, or computes on the CPU)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, cpus // (2 * processes))
 
 
 def image_only(crop: Tensor) -> dict[str, Tensor]:
@@ -67,7 +77,7 @@ class ImageDataModule(pl.LightningDataModule):
             ``False`` crops at native resolution (SR patches), upscaling only too-small images.
         val_image_size: side of the validation crops (default ``image_size``); larger crops make
             more telling sample images at little cost, since validation runs no backward pass.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers per process; ``auto``: :func:`default_num_workers`.
         val_batch_size: defaults to ``batch_size``.
         make_sample: crop -> sample dict; defaults to ``{"image": crop}``.
         make_val_sample: crop -> sample dict for the held-out crops; defaults to ``make_sample``. Set it when
@@ -86,7 +96,7 @@ class ImageDataModule(pl.LightningDataModule):
         image_size: int = 256,
         val_image_size: int | None = None,
         resize: bool = True,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         val_batch_size: int | None = None,
         make_sample: SampleMaker | None = None,
         make_val_sample: SampleMaker | None = None,
@@ -129,16 +139,21 @@ class ImageDataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError("setup() must run before the dataloaders are requested")
         seed = torch.initial_seed()  # the run's seed: train.py seeds torch with cfg.seed
+        trainer = self.trainer  # None outside a Trainer: one process
+        workers = self.num_workers
+        if workers == "auto":
+            workers = default_num_workers(trainer.num_devices if trainer is not None else 1)
         options = {
             "batch_size": batch_size,
-            "num_workers": self.num_workers,
+            "num_workers": workers,
             "collate_fn": collate_skipping,
-            "persistent_workers": self.num_workers > 0,
+            "persistent_workers": workers > 0,
+            # page-locked batches copy to a GPU while it computes (Lightning moves them with non_blocking=True)
+            "pin_memory": trainer is not None and trainer.strategy.root_device.type == "cuda",
             "generator": torch.Generator().manual_seed(seed),
         }
         if not train:
             return DataLoader(dataset, shuffle=False, **options)
-        trainer = self.trainer  # None outside a Trainer: one process
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = EpochSampler(dataset, seed, num_replicas=replicas, rank=rank)
         return ResumableLoader(dataset, sampler, drop_last=len(sampler) > batch_size, **options)

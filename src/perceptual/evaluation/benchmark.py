@@ -33,8 +33,9 @@ from perceptual.imaging.io import save_image
 from perceptual.imaging.resize import imresize
 from perceptual.inference.image_files import BatchReport
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
-from perceptual.inference.runner import Precision, load_net
+from perceptual.inference.runner import load_net
 from perceptual.inference.tiling import AUTO
+from perceptual.precision import Precision
 
 log = logging.getLogger(__name__)
 

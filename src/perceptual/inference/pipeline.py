@@ -16,12 +16,14 @@ from typing import Any
 
 from torch import Tensor
 
+from perceptual.errors import ConfigError
 from perceptual.inference.fusion import FUSION_OPTIONS, with_fusion
 from perceptual.inference.postprocess import with_style_controls
-from perceptual.inference.runner import Precision, Runner
+from perceptual.inference.runner import Runner
 from perceptual.inference.stroke import with_stroke
 from perceptual.inference.tiling import AUTO, with_tiling
 from perceptual.nets.base import TransformNet
+from perceptual.precision import Precision
 
 Apply = Callable[[Tensor], Tensor]  # [B, 3, H, W] in [0, 1] -> [B, 3, scale * H, scale * W] in [0, 1]
 
@@ -63,6 +65,11 @@ def build_pipeline(net: TransformNet, options: PipelineOptions, training_size: i
     """``net`` as a callable on image batches with ``options`` applied (see the module docstring); ``training_size``
     is the side of the crops the net was trained on (:attr:`CheckpointMetadata.training_size`), which ``stroke``
     reads."""
+    if options.compile and options.tile is not None:
+        raise ConfigError(
+            f"compile=true recompiles for every tile shape tile={options.tile} makes (edge tiles, and each layer pass "
+            "of instance-norm nets): drop compile or tile"
+        )
     runner = Runner(net, options.device, options.precision, options.channels_last, options.compile)
     apply = with_tiling(runner, net, options.tile, options.tile_overlap)
     apply = with_fusion(apply, net, options.fusion)

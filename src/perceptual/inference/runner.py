@@ -11,7 +11,7 @@ import platform
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,10 +20,9 @@ from perceptual.checkpoints import CheckpointMetadata, build_net, checkpoint_met
 from perceptual.choices import check_choice
 from perceptual.cpu_bf16 import warn_if_emulated
 from perceptual.errors import ConfigError
+from perceptual.precision import AUTO, Precision, auto_precision
 
 log = logging.getLogger(__name__)
-
-Precision = Literal["fp32", "bf16", "fp16"]
 
 
 def load_net(path: str | Path, trust: bool = False) -> tuple[nn.Module, CheckpointMetadata]:
@@ -55,9 +54,12 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse, in one line, a precision that ``device`` cannot run, naming one it can."""
+def check_precision(precision: str, device: torch.device) -> str:
+    """The precision to run ``device`` at: ``auto`` resolved (:func:`~perceptual.precision.auto_precision`), any other
+    as given; a precision the device cannot run is refused in one line naming one it can."""
     check_choice("precision", precision, Precision)
+    if precision == AUTO:
+        return auto_precision(device)
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("precision=fp16 needs a CUDA or MPS device; use precision=bf16 or fp32 on the CPU")
     if precision == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
@@ -65,6 +67,7 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision=bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp16 or fp32")
     warn_if_emulated(precision, device)
+    return precision
 
 
 def describe_device(device: torch.device) -> str:
@@ -74,7 +77,8 @@ def describe_device(device: torch.device) -> str:
 
 
 class Runner:
-    """Runs ``net`` under the chosen fast path: bf16/fp16 autocast, channels_last, torch.compile
+    """Runs ``net`` under the chosen fast path: bf16/fp16 autocast (``auto``: bf16 where the device computes it
+    natively), channels_last, torch.compile
     (static shapes: a folder of one image size compiles once; each new size recompiles).
 
     Output is always float32 in [0, 1] on the CPU side of the caller's choosing.
@@ -89,14 +93,15 @@ class Runner:
         compile: bool = False,
     ) -> None:
         self.device = resolve_device(device)
-        check_precision(precision, self.device)
-        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.precision = check_precision(precision, self.device)
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         self.channels_last = channels_last
         net = net.to(self.device).eval()
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net: Callable[..., Tensor] = torch.compile(net, dynamic=False) if compile else net
-        log.info("running on %s; precision %s", describe_device(self.device), precision)
+        chosen = f"{self.precision} (auto)" if precision == AUTO else precision
+        log.info("running on %s; precision %s", describe_device(self.device), chosen)
 
     @torch.inference_mode()
     def __call__(self, batch: Tensor, **kwargs: Any) -> Tensor:

@@ -15,6 +15,7 @@ from perceptual.checkpoints import CheckpointMetadata, write_metadata
 from perceptual.data.batch import SKIPPED_KEY
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.nets.base import TransformNet
+from perceptual.tasks.compile import CompiledLosses, LossFunction, compile_mode
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -30,6 +31,8 @@ class TransformTask(pl.LightningModule):
         optimizer: factory taking the parameters (Hydra ``_partial_: true``).
         scheduler: optional factory taking the optimiser, stepped every step.
         channels_last: NHWC memory format (faster convolutions on recent CPUs and GPUs).
+        compile: compile the training step's loss, forward and backward (:mod:`perceptual.tasks.compile`): ``true``
+            or a ``torch.compile`` mode (``reduce-overhead`` adds CUDA graphs).
         run_config: the run's composed config as YAML, recorded in checkpoints (``None`` outside a configured run).
     """
 
@@ -45,6 +48,7 @@ class TransformTask(pl.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         channels_last: bool = False,
+        compile: bool | str = False,
         run_config: str | None = None,
     ) -> None:
         super().__init__()
@@ -53,6 +57,8 @@ class TransformTask(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
+        self.compile_mode = compile_mode(compile)
+        self.training_losses: LossFunction = self.losses  # compiled by on_fit_start when compile_mode is set
         self.run_config = run_config
         self.skipped_images = 0
         self._validation_images: dict[str, Tensor] = {}
@@ -64,6 +70,10 @@ class TransformTask(pl.LightningModule):
     def prepare_input(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def losses(self, net_input: Tensor, target: Tensor) -> LossOutput:
+        """The criterion of the net's output for ``net_input`` against ``target``: a training step's forward pass."""
+        return self.criterion(self.net(net_input), target=target)
+
     def cache_styles(self) -> None:
         """Compute the criterion's style statistics once, on the device the task runs on."""
         if self.criterion.needs_styles and not self.criterion.num_styles:
@@ -73,6 +83,8 @@ class TransformTask(pl.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         self.cache_styles()
+        if self.compile_mode is not None:
+            self.training_losses = CompiledLosses(self.losses, self.compile_mode, self.device)
 
     def on_validation_start(self) -> None:
         self.cache_styles()
@@ -87,12 +99,19 @@ class TransformTask(pl.LightningModule):
         return self._validation_images
 
     def count_skipped(self, batch: dict[str, Any]) -> bool:
-        """Log unreadable images; return False when nothing in the batch was readable."""
-        self.skipped_images += int(batch.get(SKIPPED_KEY, 0))
-        self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max", sync_dist=True)
+        """Count unreadable images and log the running count when it grows (this process's count: a host-side
+        integer, so a step without them logs nothing and waits for nothing); False when nothing in the batch was
+        readable."""
+        skipped = int(batch.get(SKIPPED_KEY, 0))
+        if skipped:
+            self.skipped_images += skipped
+            self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max")
         return any(key != SKIPPED_KEY for key in batch)
 
     def log_losses(self, stage: str, losses: LossOutput, batch_size: int) -> None:
+        """Log each term and the total. Training values stay tensors on the device, read by the loggers every
+        ``trainer.log_every_n_steps`` only; they are kept off the progress bar, which would read them every step and
+        make the host wait for the device."""
         on_step = stage.startswith("train")  # "train", or a training branch such as StyleBank's "train_ae"
         options = {
             "on_step": on_step,
@@ -103,7 +122,7 @@ class TransformTask(pl.LightningModule):
         }
         values = {f"{stage}/{name}": value.detach() for name, value in losses.terms.items()}
         self.log_dict(values, **options)
-        self.log(f"{stage}/loss", losses.total.detach(), prog_bar=True, **options)
+        self.log(f"{stage}/loss", losses.total.detach(), prog_bar=not on_step, **options)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]

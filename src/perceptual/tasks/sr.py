@@ -47,7 +47,7 @@ class SuperResolutionTask(TransformTask):
         if not self.count_skipped(batch):
             return None
         lr, hr = self.prepare_input(batch[LR_KEY]), batch[HR_KEY]
-        losses = self.criterion(self.net(lr), target=hr)
+        losses = self.training_losses(lr, hr)
         self.log_losses("train", losses, lr.shape[0])
         return losses.total
 

@@ -31,7 +31,7 @@ class StyleTransferTask(TransformTask):
         if not self.count_skipped(batch):
             return None
         content = self.prepare_input(batch[IMAGE_KEY])
-        losses = self.criterion(self.net(content), target=content)
+        losses = self.training_losses(content, content)
         self.log_losses("train", losses, content.shape[0])
         return losses.total
 

@@ -37,10 +37,13 @@ from perceptual.tasks.base import TransformTask
 log = logging.getLogger(__name__)
 
 
-def scale_gradients(parameters: Iterable[nn.Parameter], norm: Tensor) -> Tensor:
-    """Rescale the gradients of ``parameters`` in place to a joint L2 norm of ``norm``; return the factor."""
+def scale_gradients(parameters: Iterable[nn.Parameter], norm: Tensor, reference: Tensor) -> Tensor:
+    """Rescale the gradients of ``parameters`` in place to a joint L2 norm of ``norm``, or leave them as they are
+    while ``reference`` (what ``norm`` is a multiple of) is still 0; return the factor. Decided on the device, so the
+    host never waits for the norms."""
     grads = [p.grad for p in parameters if p.grad is not None]
     factor = norm / torch.nn.utils.get_total_norm(grads).clamp_min(torch.finfo(norm.dtype).tiny)
+    factor = torch.where(reference > 0, factor, torch.ones_like(factor))
     for grad in grads:
         grad.mul_(factor.to(grad.dtype))
     return factor
@@ -84,6 +87,11 @@ class StyleBankTask(TransformTask):
             raise ConfigError("data.styles is empty; give the style images, e.g. data.styles='[a.jpg,b.jpg]'")
         if stylise_steps < 1:
             raise ConfigError(f"task.stylise_steps={stylise_steps} must be at least 1 (T in the paper: 2)")
+        if self.compile_mode is not None:
+            raise ConfigError(
+                "task.compile is not supported by StyleBank (its steps alternate two branches and rescale gradients "
+                "between them); drop task.compile"
+            )
         if identity_grad_scale is not None and identity_grad_scale < 0:
             raise ConfigError(f"task.identity_grad_scale={identity_grad_scale} must be >= 0 or null (lambda: 1)")
         self.styles = list(styles)
@@ -163,9 +171,9 @@ class StyleBankTask(TransformTask):
         output = self.net(content)
         losses = self.identity_criterion(output, target=content)
         self.manual_backward(losses.total)
-        if self.identity_grad_scale is not None and self.stylise_grad_norm > 0:
+        if self.identity_grad_scale is not None:
             target = self.identity_grad_scale * self.stylise_grad_norm
-            factor = scale_gradients(self.net.autoencoder_parameters(), target)
+            factor = scale_gradients(self.net.autoencoder_parameters(), target, reference=self.stylise_grad_norm)
             self.log("train_ae/grad_scale", factor, on_step=True, batch_size=content.shape[0])
         self.log_losses("train_ae", losses, content.shape[0])
         self._log_psnr("train_ae", output, content, on_step=True)

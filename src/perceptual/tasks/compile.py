@@ -1,0 +1,69 @@
+"""``task.compile``: the whole training step's loss (the net, the frozen loss network and every term) under
+``torch.compile``, so that AOTAutograd compiles the backward pass too.
+
+The task's modules are not wrapped (a compiled function is kept beside them), so checkpoints keep their keys (no
+``_orig_mod.`` prefixes) and load in ``stylize.py`` and on resume, compiled or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from perceptual.errors import ConfigError
+from perceptual.losses.criterion import LossOutput
+
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+CUDA_GRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})  # torch.compile modes that record CUDA graphs
+LossFunction = Callable[[Tensor, Tensor], LossOutput]
+
+
+def compile_mode(value: bool | str) -> CompileMode | None:
+    """``task.compile``: false -> None (eager), true -> ``default``, or one of torch.compile's modes by name."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "default"
+    if value not in get_args(CompileMode):
+        raise ConfigError(
+            f"task.compile={value} is not supported; use one of: true, false, {', '.join(get_args(CompileMode))}"
+        )
+    return value
+
+
+class CompiledLosses:
+    """``losses(net_input, target)`` compiled with ``mode`` for ``device``.
+
+    CUDA graphs replay one recorded shape: a mode that records them needs a GPU and a batch shape that never changes
+    (a changed shape, e.g. a batch shrunk by unreadable images, is a one-line error naming the fix). The other modes
+    recompile once for a new shape and then treat the changed sizes as dynamic.
+    """
+
+    def __init__(self, losses: LossFunction, mode: CompileMode, device: torch.device) -> None:
+        self.cuda_graphs = mode in CUDA_GRAPH_MODES
+        if self.cuda_graphs and device.type != "cuda":
+            raise ConfigError(
+                f"task.compile={mode} records CUDA graphs, which need a CUDA device (this run is on {device.type}); "
+                "use task.compile=true"
+            )
+        self.mode = mode
+        self.compiled = torch.compile(losses, mode=mode, dynamic=False if self.cuda_graphs else None)
+        self.shape: torch.Size | None = None
+
+    def __call__(self, net_input: Tensor, target: Tensor) -> LossOutput:
+        if self.cuda_graphs:
+            self.shape = self.shape or net_input.shape
+            if net_input.shape != self.shape:
+                raise ConfigError(
+                    f"task.compile={self.mode} replays CUDA graphs recorded for batches of {tuple(self.shape)}, but a "
+                    f"batch of {tuple(net_input.shape)} came (unreadable images dropped, or a short last batch); "
+                    "use task.compile=true, which recompiles for a new shape"
+                )
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the last replay's outputs may be overwritten
+            losses = self.compiled(net_input, target)
+            # The logged values outlive the next replay, which overwrites the graph's outputs in place.
+            return LossOutput(losses.total, {name: value.clone() for name, value in losses.terms.items()})
+        return self.compiled(net_input, target)
