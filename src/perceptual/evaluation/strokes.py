@@ -9,10 +9,11 @@ follows content-locked shifts of any size down to the photo's edges but cannot f
 have. The stroke wavelength is the peak of the radially averaged power spectrum of what is left, as power per octave
 (Hann-windowed, 1/8-octave bins smoothed over an octave, the peak refined by a parabola in log frequency).
 
-The photo that explains the residual is the one the net saw: for a net painting at a working resolution
-(``stroke=``), the photo brought to that resolution and back. Fitting on the full-resolution photo would leave the
-photo's detail above the working resolution in the remainder, a texture whose size is set by the working resolution
-and which would pass for strokes.
+Both images must show what the net saw and painted. For a net that paints at a working resolution (``stroke=``),
+pass the output and the photo each brought to that resolution and back: the strokes all lie below it, and what the
+stroke stage adds above it (the photo's detail, amplified, and the edges snapped to the photo's) is locked to the
+photo at a size set by the working resolution, which the fit on the smoothed photo cannot explain and which would
+pass for strokes.
 """
 
 from __future__ import annotations
@@ -46,13 +47,11 @@ def guided_coefficients(
     return box(a), box(mean_s - a * mean_g)
 
 
-def stroke_texture(
-    output: Tensor, photo: Tensor, seen: Tensor | None = None, radius: int = TEXTURE_RADIUS
-) -> np.ndarray:
-    """The luma that ``output`` adds to ``photo`` less the part that ``seen`` (the photo as the net saw it; ``photo``
-    when not given) explains locally (module docstring). [3,H,W] each -> [H,W]."""
-    residual = luma_array(output) - luma_array(photo)
-    guide = luma_array(photo if seen is None else seen)
+def stroke_texture(output: Tensor, photo: Tensor, radius: int = TEXTURE_RADIUS) -> np.ndarray:
+    """The luma that ``output`` adds to ``photo`` less the part that the photo explains locally (module docstring).
+    [3,H,W] each -> [H,W]."""
+    guide = luma_array(photo)
+    residual = luma_array(output) - guide
     a, b = guided_coefficients(guide, residual, radius, TEXTURE_EPS)
     return residual - (a * guide + b)
 
@@ -87,7 +86,7 @@ def peak_wavelength(centres: np.ndarray, levels: np.ndarray) -> float:
     return float(1 / (centres[i] * 2 ** (shift / BINS_PER_OCTAVE)))
 
 
-def stroke_wavelength(output: Tensor, photo: Tensor, seen: Tensor | None = None, radius: int = TEXTURE_RADIUS) -> float:
+def stroke_wavelength(output: Tensor, photo: Tensor, radius: int = TEXTURE_RADIUS) -> float:
     """Dominant stroke wavelength (px) of ``output`` against ``photo``: the peak of the per-octave spectrum of
     :func:`stroke_texture` (module docstring). [3,H,W] each."""
-    return peak_wavelength(*power_per_octave(stroke_texture(output, photo, seen, radius)))
+    return peak_wavelength(*power_per_octave(stroke_texture(output, photo, radius)))

@@ -96,21 +96,23 @@ def photo_detail(photo: Tensor, size: tuple[int, int]) -> Tensor:
     return y - resize_bicubic(resize_bicubic(y, size), tuple(photo.shape[-2:]))
 
 
-def snap_upsample(photo: Tensor, stylised: Tensor) -> Tensor:
-    """``stylised`` [B, 3, h, w] upsampled to ``photo``'s size [B, 3, H, W] with its edges moved onto the photo's
-    (module docstring): bicubic, plus joint bilateral upsampling with the photo's luma as the guide minus the same
-    upsampling without the guide, kept within the range of the four nearest working pixels (widened to the bicubic
-    value), so that the correction cannot overshoot. Where the photo is flat it is the bicubic upsampling.
+def _on_working_grid(size: tuple[int, int], low: tuple[int, int], like: Tensor) -> list[Tensor]:
+    """Each output row's and column's position on the working grid (working pixel centres at 0, 1, ...)."""
+    return [(torch.arange(n, device=like.device, dtype=like.dtype) + 0.5) * m / n - 0.5 for n, m in zip(size, low)]
+
+
+def joint_bilateral_upsample(photo: Tensor, stylised: Tensor) -> tuple[Tensor, Tensor]:
+    """``stylised`` [B, 3, h, w] upsampled to ``photo``'s size [B, 3, H, W] by a Gaussian of
+    :data:`SNAP_SIGMA_SPACE` working px over each output pixel's (2 :data:`SNAP_RADIUS` + 1)^2 nearest working
+    pixels: (with the photo's luma as the guide, i.e. joint bilateral upsampling (Kopf et al. 2007), without it).
 
     Written with torch ops because the joint bilateral filters at hand (kornia, OpenCV's ximgproc) are not
-    dependencies and filter at one resolution; this one reads each output pixel's (2 radius + 1)^2 nearest working
-    pixels."""
+    dependencies and filter at one resolution."""
     size, low = tuple(photo.shape[-2:]), tuple(stylised.shape[-2:])
     guide, guide_low = luma(photo), luma(resize_bicubic(photo, low))
-    kwargs = {"device": stylised.device, "dtype": stylised.dtype}
-    position = [(torch.arange(n, **kwargs) + 0.5) * m / n - 0.5 for n, m in zip(size, low)]  # on the working grid
+    position = _on_working_grid(size, low, stylised)
     nearest = [p.round() for p in position]
-    snapped = plain = snapped_weight = plain_weight = 0.0
+    guided = plain = guided_weight = plain_weight = 0.0
     for dy in range(-SNAP_RADIUS, SNAP_RADIUS + 1):
         rows = (nearest[0] + dy).clamp(0, low[0] - 1).long()[:, None]
         weight_y = torch.exp(-(position[0] - nearest[0] - dy).square() / (2 * SNAP_SIGMA_SPACE**2))
@@ -121,13 +123,24 @@ def snap_upsample(photo: Tensor, stylised: Tensor) -> Tensor:
             similar = torch.exp(-(guide - guide_low[..., rows, cols]).square() / (2 * SNAP_SIGMA_RANGE**2))
             joint = spatial * (similar + SNAP_FLOOR)
             values = stylised[..., rows, cols]
-            snapped, snapped_weight = snapped + joint * values, snapped_weight + joint
+            guided, guided_weight = guided + joint * values, guided_weight + joint
             plain, plain_weight = plain + spatial * values, plain_weight + spatial
+    return guided / guided_weight, plain / plain_weight
+
+
+def snap_upsample(photo: Tensor, stylised: Tensor) -> Tensor:
+    """``stylised`` [B, 3, h, w] upsampled to ``photo``'s size [B, 3, H, W] with its edges moved onto the photo's
+    (module docstring): bicubic, plus :func:`joint_bilateral_upsample` with the guide minus without it, kept within
+    the range of the four nearest working pixels (widened to the bicubic value), so that the correction cannot
+    overshoot. Where the photo is flat it is the bicubic upsampling."""
+    size, low = tuple(photo.shape[-2:]), tuple(stylised.shape[-2:])
+    guided, plain = joint_bilateral_upsample(photo, stylised)
+    position = _on_working_grid(size, low, stylised)
     bicubic = resize_bicubic(stylised, size)
     top, left = (p.floor().clamp(0, m - 2).long() for p, m in zip(position, low))  # of the 2 x 2 around each pixel
     highest = F.max_pool2d(stylised, 2, 1)[..., top[:, None], left[None]]
     lowest = -F.max_pool2d(-stylised, 2, 1)[..., top[:, None], left[None]]
-    out = bicubic + snapped / snapped_weight - plain / plain_weight
+    out = bicubic + guided - plain
     return out.clamp(torch.minimum(lowest, bicubic), torch.maximum(highest, bicubic))
 
 
