@@ -1,8 +1,10 @@
-"""stroke=: painting at a working resolution, the photo's detail re-injected, through the one pipeline and the CLI."""
+"""stroke=: painting at a working resolution, edges snapped to the photo's and its detail re-injected, through the one
+pipeline and the CLI; the stroke-wavelength measure on textures of known wavelength."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -11,14 +13,18 @@ import torch
 from conftest import run_command
 from perceptual.checkpoints import CheckpointMetadata, slim_checkpoint
 from perceptual.errors import ConfigError
+from perceptual.evaluation.strokes import peak_wavelength, power_per_octave, stroke_wavelength
 from perceptual.imaging.color import luma
 from perceptual.imaging.io import load_image, save_image
 from perceptual.inference.pipeline import PipelineOptions, build_pipeline
 from perceptual.inference.stroke import (
     DEFAULT_TRAINING_SIZE,
+    DETAIL_GAIN,
     parse_stroke,
     photo_detail,
     reinject_detail,
+    resize_bicubic,
+    snap_upsample,
     working_size,
 )
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
@@ -83,12 +89,34 @@ def test_a_constant_output_plus_the_photo_detail_is_the_photos_high_frequencies(
     out = reinject_detail(photo, flat)
     assert out.shape == photo.shape
     detail = photo_detail(photo, (30, 40))
-    torch.testing.assert_close(out - 0.5, detail.expand_as(out))  # a grey shift: the same on R, G and B
-    torch.testing.assert_close(luma(out) - 0.5, luma(photo) - luma(photo).mean(), atol=0.2, rtol=0)
+    torch.testing.assert_close(out - 0.5, DETAIL_GAIN * detail.expand_as(out))  # a grey shift: the same on R, G, B
     high = lambda image: image - torch.nn.functional.avg_pool2d(image, 5, 1, 2, count_include_pad=False)  # noqa: E731
     correlation = torch.corrcoef(torch.stack([high(luma(out)).flatten(), high(luma(photo)).flatten()]))[0, 1]
     assert correlation > 0.95  # the photo's fine texture is back
     assert detail.mean().abs() < 0.01  # and nothing of its low frequencies
+
+
+def test_the_snap_moves_the_paintings_colours_to_their_side_of_the_photos_edge_without_overshoot() -> None:
+    photo = torch.full((1, 3, 60, 90), 0.2)
+    photo[..., 41:] = 0.8  # a step that falls between the working pixels (a third of the size)
+    low = (20, 30)
+    bright = ((luma(resize_bicubic(photo, low)) - 0.2) / 0.6).clamp(0, 1)
+    red, blue = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1), torch.tensor([0.1, 0.1, 0.9]).view(1, 3, 1, 1)
+    painting = red + bright * (blue - red)  # red on the dark side, blue on the bright, blended where the step blurs
+    ideal = torch.where(photo[:, :1] > 0.5, blue, red)
+    snapped = snap_upsample(photo, painting)
+    band = slice(41 - 8, 41 + 8)
+    bicubic = resize_bicubic(painting, (60, 90))
+    error = lambda image: (image - ideal)[..., band].abs().mean()  # noqa: E731
+    assert error(snapped) < 0.4 * error(bicubic)
+    assert snapped.amin() >= bicubic.amin() - 1e-6 and snapped.amax() <= bicubic.amax() + 1e-6  # no new overshoot
+
+
+def test_the_snap_leaves_strokes_where_the_photo_is_flat() -> None:
+    torch.manual_seed(0)
+    strokes = torch.rand(1, 3, 16, 24)
+    flat = torch.full((1, 3, 64, 96), 0.4)
+    torch.testing.assert_close(snap_upsample(flat, strokes), resize_bicubic(strokes, (64, 96)))
 
 
 def test_stroke_paints_at_the_working_size_and_returns_the_input_size() -> None:
@@ -137,7 +165,7 @@ def test_stylize_command_with_stroke_auto(tmp_path: Path, capsys: pytest.Capture
     torch.save(slim_checkpoint(metadata, net.state_dict()), ckpt)
     save_image(_photo(48, 80)[0], tmp_path / "in.png")
     photo = load_image(tmp_path / "in.png")[None]
-    args = (f"ckpt={ckpt}", f"input={tmp_path / 'in.png'}", "device=cpu")
+    args = (f"ckpt={ckpt}", f"input={tmp_path / 'in.png'}", "device=cpu", "precision=fp32")  # as expected below
     assert run_command("stylize.py", *args, f"output={tmp_path / 'out.png'}", "stroke=auto") == 0
     written = load_image(tmp_path / "out.png")[None]
     assert written.shape == photo.shape
@@ -148,3 +176,46 @@ def test_stylize_command_with_stroke_auto(tmp_path: Path, capsys: pytest.Capture
     capsys.readouterr()
     assert run_command("stylize.py", *args, f"output={tmp_path / 'bad.png'}", "stroke=-1") == 2
     assert capsys.readouterr().err.strip().startswith("error: stroke=-1 must be a positive number")
+
+
+TEXTURE_SIZE = 384
+
+
+def _texture(wavelength: float, seed: int = 0, octaves: float = 0.35) -> torch.Tensor:
+    """Random-phase luma texture [H,W] whose power per octave is a Gaussian in log frequency peaking at
+    1 / ``wavelength``, std 0.05."""
+    generator = torch.Generator().manual_seed(seed)
+    fy, fx = torch.fft.fftfreq(TEXTURE_SIZE)[:, None], torch.fft.fftfreq(TEXTURE_SIZE)[None]
+    k = (fy.square() + fx.square()).sqrt().clamp_min(1e-6)
+    amplitude = torch.exp(-torch.log2(k * wavelength).square() / (4 * octaves**2)) / k  # power per octave k^2 |.|^2
+    phase = torch.exp(2j * math.pi * torch.rand(TEXTURE_SIZE, TEXTURE_SIZE, generator=generator))
+    texture = torch.fft.ifft2(amplitude * phase).real
+    return 0.05 * texture / texture.std()
+
+
+def _blobs(seed: int = 1) -> torch.Tensor:
+    """A photo-like [3,H,W] image: colour blobs about 30 px across."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, TEXTURE_SIZE // 32, TEXTURE_SIZE // 32, generator=generator)
+    image = torch.nn.functional.interpolate(noise, size=(TEXTURE_SIZE,) * 2, mode="bicubic", align_corners=False)
+    return 0.2 + 0.6 * image[0].clamp(0, 1)
+
+
+@pytest.mark.parametrize("wavelength", [12.0, 24.0])
+def test_stroke_wavelength_is_the_textures_spectral_peak_and_scales_with_it(wavelength: float) -> None:
+    photo = _blobs()
+    measured = stroke_wavelength(photo + _texture(wavelength), photo)
+    assert measured == pytest.approx(wavelength, rel=0.02)
+    assert stroke_wavelength(photo + _texture(2 * wavelength, seed=5), photo) / measured == pytest.approx(2, rel=0.03)
+
+
+def test_stroke_wavelength_ignores_a_colour_ramp_and_shifts_the_photo_explains() -> None:
+    photo = _blobs()
+    ys, xs = torch.meshgrid(*(torch.linspace(0, 1, TEXTURE_SIZE),) * 2, indexing="ij")
+    ramp = 0.5 * (xs + ys)  # a smooth large-scale colour change, four times the texture's std
+    y = luma(photo)
+    locked = 3 * (0.2 + ramp) * (y - y.mean())  # darkens dark regions, more so towards one corner
+    shifted = photo + _texture(16) + ramp + locked
+    assert stroke_wavelength(shifted, photo) == pytest.approx(stroke_wavelength(photo + _texture(16), photo), rel=0.01)
+    residual = (luma(shifted) - y)[0].double().numpy()
+    assert peak_wavelength(*power_per_octave(residual)) > 60  # without the fit, the content's size is the peak

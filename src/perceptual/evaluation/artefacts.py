@@ -38,8 +38,15 @@ def _gradient(channels: np.ndarray) -> np.ndarray:
     return sum(np.hypot(ndimage.sobel(c, 0), ndimage.sobel(c, 1)) for c in channels)
 
 
-def _luma(image: Tensor) -> np.ndarray:
+def luma_array(image: Tensor) -> np.ndarray:
+    """The luma of a [3,H,W] image as a float64 [H,W] array."""
     return luma(image.float().cpu())[0].numpy().astype(np.float64)
+
+
+def radial_frequency(shape: tuple[int, ...]) -> np.ndarray:
+    """|k| in cycles/px of each bin of a 2-D FFT of that [H,W] shape."""
+    fy, fx = np.meshgrid(np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), indexing="ij")
+    return np.hypot(fy, fx)
 
 
 def _halo_index(image: np.ndarray, edges: np.ndarray, band: np.ndarray, far: np.ndarray) -> float:
@@ -49,7 +56,7 @@ def _halo_index(image: np.ndarray, edges: np.ndarray, band: np.ndarray, far: np.
 
 def edge_halo(output: Tensor, photo: Tensor) -> float:
     """Halo figure of ``output`` (module docstring); ``output`` and ``photo`` are [3,H,W] in [0, 1]."""
-    luma_photo = _luma(photo)
+    luma_photo = luma_array(photo)
     gradient = np.hypot(ndimage.sobel(luma_photo, 0), ndimage.sobel(luma_photo, 1))
     edges = gradient > np.percentile(gradient, EDGE_QUANTILE)
     distance = ndimage.distance_transform_edt(~edges)
@@ -64,11 +71,10 @@ def edge_halo(output: Tensor, photo: Tensor) -> float:
 def spectral_peak_ratio(image: Tensor) -> float:
     """Peak-to-mean ratio of the power spectrum of the high-passed luma of ``image`` [3,H,W], above the lowest
     frequencies."""
-    y = _luma(image)
+    y = luma_array(image)
     texture = y - ndimage.gaussian_filter(y, HIGH_PASS_SIGMA)
     power = np.abs(np.fft.fft2(texture - texture.mean())) ** 2
-    fy, fx = np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij")
-    texture_band = np.hypot(fy, fx) > LOWEST_FREQUENCY
+    texture_band = radial_frequency(y.shape) > LOWEST_FREQUENCY
     return float(power[texture_band].max() / max(power[texture_band].mean(), 1e-30))
 
 
@@ -82,7 +88,7 @@ GRID_NEIGHBOURS = (-3, -2, 2, 3)  # frequency bins beside a grid frequency that 
 
 def grid_strength(image: Tensor, period: int) -> float:
     """Upsampling-grid figure (module docstring) of ``image`` [3,H,W] for a pattern repeating every ``period`` px."""
-    y = _luma(image)
+    y = luma_array(image)
     height, width = (side // period * period for side in y.shape)  # grid frequencies fall on exact bins
     y = y[:height, :width]
     power = np.abs(np.fft.fft2(y - y.mean())) ** 2
