@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from conftest import train_run
 from perceptual.checkpoints import read_checkpoint
@@ -49,12 +50,14 @@ def test_compile_values_and_impossible_combinations_are_one_line_errors(monkeypa
     with pytest.raises(ConfigError, match=r"task.compile=fast is not supported; use one of: true, false, default"):
         compile_mode("fast")
     with pytest.raises(ConfigError, match=r"task.compile=reduce-overhead records CUDA graphs, which need a CUDA"):
-        CompiledLosses(print, "reduce-overhead", torch.device("cpu"))
+        CompiledLosses(nn.Identity(), print, "reduce-overhead", torch.device("cpu"))
 
     # CUDA graphs replay one shape: a batch of another is refused (compiling itself is left out here).
     monkeypatch.setattr(torch, "compile", lambda losses, **options: losses)
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: None)
-    losses = CompiledLosses(lambda x, y: LossOutput(x.sum(), {"sum": x.sum()}), "reduce-overhead", torch.device("cuda"))
+    losses = CompiledLosses(
+        nn.Identity(), lambda x, target: LossOutput(x.sum(), {"sum": x.sum()}), "reduce-overhead", torch.device("cuda")
+    )
     losses(torch.ones(2, 3, 8, 8), torch.ones(2, 3, 8, 8))
     with pytest.raises(
         ConfigError, match=r"batches of \(2, 3, 8, 8\), but a batch of \(1, 3, 8, 8\) came.*task.compile=true"

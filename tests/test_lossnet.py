@@ -9,7 +9,7 @@ from torchvision.models import vgg
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import hed
 from perceptual.lossnet import weights as lossnet
-from perceptual.lossnet.vgg import LossNetwork, vgg_layer_names
+from perceptual.lossnet.vgg import LossNetwork, WindowMaxPool, vgg_layer_names
 
 # (layer, channels, stride) for VGG-16
 VGG16_LAYERS = [
@@ -48,6 +48,23 @@ def test_truncated_after_deepest_layer_and_frozen() -> None:
     x = torch.rand(1, 3, 16, 16, requires_grad=True)
     net(x)["relu2_2"].sum().backward()
     assert x.grad.abs().sum() > 0  # gradients reach the input
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+def test_window_max_pool_as_compiled_matches_max_pooling(monkeypatch, ceil_mode: bool, size: tuple[int, int]) -> None:
+    """The indices-free form used under torch.compile: same values, and the same gradient after a ReLU."""
+    pool = WindowMaxPool(ceil_mode)
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    weights = torch.randn_like(pool(torch.relu(x)))
+    expected = pool(torch.relu(x))
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    windowed = pool(torch.relu(x.contiguous(memory_format=torch.channels_last)))
+    (windowed_grad,) = torch.autograd.grad((windowed * weights).sum(), x)
+    assert windowed.shape == expected.shape
+    torch.testing.assert_close(windowed, expected)
+    torch.testing.assert_close(windowed_grad, expected_grad)
 
 
 def test_applies_imagenet_normalisation_itself() -> None:

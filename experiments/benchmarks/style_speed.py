@@ -8,6 +8,9 @@ framework's Lightning task in fp32, with channels_last, with task.compile, and a
 where the device computes bf16 natively, else fp32), each as s/step, images/s and the ratio to (a). Stylisation, with
 ``--sizes``: latency per image, eager fp32 against ``precision=auto`` + channels_last + compile, with the fast output's
 PSNR against the fp32 output. The first lines name the device and, on a CPU, the flags that decide its fast paths.
+The arithmetic of each training step (``torch.utils.flop_counter``: convolutions and matmuls, forward and backward)
+is counted once for the plain loop and once for the task, and each row prints the GFLOP/s it reaches: how much of a
+speed-up comes from doing less and how much from running faster.
 
 Loss-network weights are random here: speed does not depend on their values.
 """
@@ -23,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from perceptual.cpu_bf16 import describe_cpu
 from perceptual.inference.runner import Runner, describe_device
@@ -52,6 +56,14 @@ def timed(step: Callable[[], object], warmup: int, repeats: int, device: torch.d
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def counted_flops(step: Callable[[], object]) -> int:
+    """Floating-point operations of one call (convolutions and matmuls, forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
 
 
 def plain_loop_step(device: torch.device, batch: torch.Tensor, style: torch.Tensor) -> Callable[[], None]:
@@ -103,15 +115,13 @@ class StepTimer(pl.Callback):
             self.times.append(time.perf_counter() - self.start)
 
 
-def framework_step_time(
-    device: torch.device, steps: int, precision: str, channels_last: bool, compile_step: bool, size: int
-) -> float:
-    """Median seconds of the task's training step (Lightning's loop, fused Adam as configured for train.py)."""
+def style_task(channels_last: bool = False, compile_step: bool = False) -> StyleTransferTask:
+    """The task with the plain loop's net and losses, and fused Adam as configured for train.py."""
     criterion = PerceptualCriterion(
         {"content": FeatureLoss(1e5, CONTENT), "style": GramStyleLoss(1e10, STYLE, norm="mse")},
         loss_net=lambda layers: LossNetwork(layers, weights="random"),
     )
-    task = StyleTransferTask(
+    return StyleTransferTask(
         style="mosaic",
         net=StyleTransferNet(),
         criterion=criterion,
@@ -119,6 +129,20 @@ def framework_step_time(
         channels_last=channels_last,
         compile=compile_step,
     )
+
+
+def task_step_flops(device: torch.device, batch: torch.Tensor, style: torch.Tensor) -> int:
+    """Arithmetic of the task's training step: its loss, forward and backward (the same at any precision)."""
+    task = style_task().to(device)
+    task.criterion.set_styles([style])
+    return counted_flops(lambda: task.losses(batch, batch).total.backward())
+
+
+def framework_step_time(
+    device: torch.device, steps: int, precision: str, channels_last: bool, compile_step: bool, size: int
+) -> float:
+    """Median seconds of the task's training step (Lightning's loop)."""
+    task = style_task(channels_last, compile_step)
     warmup = 2 if compile_step else 1  # the first step compiles, or sets up oneDNN's kernels
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
@@ -187,12 +211,19 @@ def main() -> None:
 
     batch = torch.rand(BATCH, 3, args.size, args.size, device=device)
     style = torch.rand(1, 3, 256, 256, device=device)
-    print(f"training, batch {BATCH} x {args.size}^2 (median of {args.steps} steps)")
-    print("| variant | s/step | images/s | vs plain loop |")
-    print("|---|---|---|---|")
-    plain = timed(plain_loop_step(device, batch, style), 1, args.steps, device)
+    plain_step = plain_loop_step(device, batch, style)
+    plain_flops, task_flops = counted_flops(plain_step), task_step_flops(device, batch, style)
     print(
-        f"| plain PyTorch loop (fast_neural_style style), fp32 | {plain:.3f} | {BATCH / plain:.2f} | 1.00x |",
+        f"arithmetic per step: plain loop {plain_flops / 1e9:.0f} GFLOP, task {task_flops / 1e9:.0f} GFLOP "
+        f"({task_flops / plain_flops:.2f}: doing less alone is worth {plain_flops / task_flops:.2f}x)\n"
+    )
+    print(f"training, batch {BATCH} x {args.size}^2 (median of {args.steps} steps)")
+    print("| variant | s/step | images/s | GFLOP/s | vs plain loop |")
+    print("|---|---|---|---|---|")
+    plain = timed(plain_step, 1, args.steps, device)
+    print(
+        f"| plain PyTorch loop (fast_neural_style style), fp32 | {plain:.3f} | {BATCH / plain:.2f} | "
+        f"{plain_flops / plain / 1e9:.0f} | 1.00x |",
         flush=True,
     )
     for label, precision, channels_last, compile_step in VARIANTS:
@@ -201,9 +232,13 @@ def main() -> None:
         try:
             seconds = framework_step_time(device, args.steps, precision, channels_last, compile_step, args.size)
         except RuntimeError as error:  # one variant failing (e.g. inside torch.compile) must not lose the others
-            print(f"| {label} | failed: {str(error).splitlines()[0]} | | |", flush=True)
+            print(f"| {label} | failed: {str(error).splitlines()[0]} | | | |", flush=True)
             continue
-        print(f"| {label} | {seconds:.3f} | {BATCH / seconds:.2f} | {plain / seconds:.2f}x |", flush=True)
+        print(
+            f"| {label} | {seconds:.3f} | {BATCH / seconds:.2f} | {task_flops / seconds / 1e9:.0f} | "
+            f"{plain / seconds:.2f}x |",
+            flush=True,
+        )
 
     if args.sizes:
         fast_label = "precision=auto + channels_last" + ("" if args.no_compile else " + torch.compile")

@@ -6,6 +6,7 @@ import glob
 import os
 import random
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torchvision.utils import make_grid
 
+from perceptual.errors import TrainingDivergedError
 from perceptual.imaging.io import save_image
 from perceptual.tasks.base import TransformTask
 
@@ -99,6 +101,41 @@ def set_random_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+class DivergenceGuard(pl.Callback):
+    """Stops a training whose loss or weights stop being finite, before a checkpoint keeps them.
+
+    Why: one non-finite gradient (an overflow in reduced precision, a learning rate too high) makes every weight NaN;
+    the run would go on for hours and overwrite ``last.ckpt`` with them. The loss is read every
+    ``trainer.log_every_n_steps`` steps, when the loggers read it anyway (no extra host sync per step), and the weights
+    before each checkpoint is written.
+    """
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step % trainer.log_every_n_steps:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        finite = not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(not finite, all=False):  # any process: all stop together
+            raise TrainingDivergedError(_diverged_message(trainer, "the training loss"))
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if not all(bool(torch.isfinite(p.detach()).all()) for p in pl_module.parameters()):
+            raise TrainingDivergedError(_diverged_message(trainer, "a weight"))
+
+
+def _diverged_message(trainer: pl.Trainer, what: str) -> str:
+    last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+    resume = f"resume from ckpt_path={last} (saved before it)" if last else "start again"
+    return (
+        f"training diverged by step {trainer.global_step}: {what} is not finite; {resume} with "
+        "trainer.precision=32-true, task.compile=false or a lower task.optimizer.lr"
+    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

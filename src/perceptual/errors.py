@@ -19,3 +19,7 @@ class WeightsUnavailableError(PerceptualError):
 
 class ExportError(PerceptualError):
     """An exported graph that does not reproduce the net it was exported from."""
+
+
+class TrainingDivergedError(PerceptualError):
+    """The training loss or the weights stopped being finite."""

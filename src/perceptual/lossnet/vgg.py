@@ -51,6 +51,29 @@ def _features_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return dict(state)
 
 
+class WindowMaxPool(nn.MaxPool2d):
+    """VGG's 2x2, stride-2 max pooling; under ``torch.compile`` written as a max over reshaped windows.
+
+    Why: Inductor's CPU code for max pooling's backward (int8 window offsets widened to int64 indices, tiled for
+    channels_last) writes garbage indices on AVX2-only CPUs, and the step dies in a scatter ("index ... is out of
+    bounds for dimension 1"). The window max needs no indices. Its gradient equals max pooling's wherever a window's
+    maximum is unique; VGG pools after a ReLU, so tied maxima are zeros, whose gradient the ReLU drops either way.
+    """
+
+    def __init__(self, ceil_mode: bool = False) -> None:
+        super().__init__(2, 2, ceil_mode=ceil_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not torch.compiler.is_compiling():
+            return super().forward(x)
+        height, width = x.shape[-2:]
+        if self.ceil_mode:  # the last window holds one row/column: pad it with -inf
+            x = nn.functional.pad(x, (0, width % 2, 0, height % 2), value=float("-inf"))
+        else:
+            x = x[..., : height - height % 2, : width - width % 2]
+        return x.unflatten(-1, (-1, 2)).unflatten(-3, (-1, 2)).amax(dim=(-3, -1))
+
+
 class LossNetwork(nn.Module):
     """Frozen VGG feature extractor returning a dict of the requested named layers.
 
@@ -94,8 +117,7 @@ class LossNetwork(nn.Module):
             if isinstance(module, nn.ReLU):
                 features[i] = nn.ReLU(inplace=False)  # a requested conv output must not be overwritten
             elif isinstance(module, nn.MaxPool2d):
-                pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
-                features[i] = pool(2, 2, ceil_mode=ceil_mode)
+                features[i] = nn.AvgPool2d(2, 2, ceil_mode=ceil_mode) if pooling == "avg" else WindowMaxPool(ceil_mode)
         # Held outside the module tree: frozen weights that are not trained stay out of
         # parameters(), optimisers and checkpoints; they come from ``weights`` every time.
         self._frozen = [features]

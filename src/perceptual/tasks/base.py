@@ -84,7 +84,7 @@ class TransformTask(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         self.cache_styles()
         if self.compile_mode is not None:
-            self.training_losses = CompiledLosses(self.losses, self.compile_mode, self.device)
+            self.training_losses = CompiledLosses(self.net, self.criterion, self.compile_mode, self.device)
 
     def on_validation_start(self) -> None:
         self.cache_styles()
