@@ -14,7 +14,7 @@ from perceptual.checkpoints import METADATA_KEY, checkpoint_metadata, read_check
 from perceptual.errors import ConfigError, DataError
 from perceptual.inference.runner import load_net
 from perceptual.locations import ZOO_DIR, ZOO_ENV, resolve
-from perceptual.zoo import format_table, list_entries, save_entry
+from perceptual.zoo import format_table, headline, list_entries, save_entry
 
 METADATA = {
     "description": "tiny smoke-test net",
@@ -71,6 +71,16 @@ def test_listing_shows_metadata(zoo_dir: Path) -> None:
     assert entry.name == "tiny" and entry.path == zoo_dir / "tiny.pt" and 0 < entry.size_mb < 10
     assert entry.metadata == {**METADATA, "task": "style", "steps": 4}
     assert f"| tiny | style | tiny smoke-test net | {entry.size_mb:.1f} | 4 | random |" in format_table([entry])
+
+
+def test_listing_shows_each_entrys_main_figures() -> None:
+    style = {"gram_ratio": 0.00684, "colour_spread": 0.9, "edge_correlation": 0.6186, "parity_iterations": "31.2"}
+    assert headline(style) == "parity 31.2, Gram 0.007, edges 0.62"
+    sr = {"set5_psnr": 28.6841, "set5_ssim": 0.82, "set5_sharpness": 1.0131}
+    assert headline(sr) == "Set5 28.68 dB, sharpness 1.01"
+    banks = {"mosaic": {"gram_ratio": 0.111, "edge_correlation": 0.52}, "wave": {"gram_ratio": 0.015}}
+    assert headline(banks) == "Gram 0.015-0.111, edges 0.52"
+    assert headline({"parity_iterations": ">100", "notes": "x"}) == "parity >100" and headline({}) == "-"
 
 
 def test_unknown_name_lists_the_entries(zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

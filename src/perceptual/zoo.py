@@ -152,14 +152,50 @@ def list_entries(zoo_dir: str | Path | None = None) -> list[ZooEntry]:
     return entries
 
 
+# The figures a listing shows from an entry's metrics, in this order: key, label, format. Style nets record the
+# judge's and objective parity's figures (experiments/style_quality), super-resolution nets their benchmark scores.
+HEADLINE_FIGURES = (
+    ("parity_iterations", "parity", "{} it"),
+    ("gram_ratio", "Gram", "{:.3f}"),
+    ("edge_correlation", "edges", "{:.2f}"),
+    ("halo", "halo", "{:+.2f}"),
+    ("set5_psnr", "Set5", "{:.2f} dB"),
+    ("set5_sharpness", "sharpness", "{:.2f}"),
+    ("set14_psnr", "Set14", "{:.2f} dB"),
+    ("set14_sharpness", "sharpness", "{:.2f}"),
+)
+
+
+def headline(metrics: Mapping[str, Any]) -> str:
+    """An entry's main figures in one cell; a multi-style entry (StyleBank: one dict of figures per style) shows
+    each figure's range over its styles."""
+    per_style = [value for value in metrics.values() if isinstance(value, Mapping)]
+    parts = []
+    for key, label, form in HEADLINE_FIGURES:
+        values = [figures[key] for figures in per_style if key in figures] if per_style else [metrics.get(key)]
+        if not values or values[0] in (None, "", "n/a"):
+            continue
+        shown = [form.format(value) if isinstance(value, int | float) else str(value) for value in values]
+        if len(set(shown)) == 1:
+            parts.append(f"{label} {shown[0]}")
+        else:
+            numbers = [value for value in values if isinstance(value, int | float)]
+            span = f"{form.format(min(numbers))}-{form.format(max(numbers))}" if numbers else "/".join(shown)
+            parts.append(f"{label} {span}")
+    return ", ".join(parts) or "-"
+
+
 def format_table(entries: list[ZooEntry]) -> str:
     """The entries as a markdown table, as ``python src/zoo.py`` prints them."""
-    lines = ["| name | task | description | size (MB) | steps | loss-net weights |", "|---|---|---|---:|---:|---|"]
+    lines = [
+        "| name | task | description | size (MB) | steps | loss-net weights | figures |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
     for entry in entries:
         info = entry.metadata
         lines.append(
             f"| {entry.name} | {info['task']} | {info['description']} | {entry.size_mb:.1f} | {info['steps']} "
-            f"| {entry.loss_net_weights} |"
+            f"| {entry.loss_net_weights} | {headline(info.get('metrics') or {})} |"
         )
     return "\n".join(lines)
 
