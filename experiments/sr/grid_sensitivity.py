@@ -1,0 +1,97 @@
+"""How much each loss sees the super-resolution grid: is the feature loss blind to patterns of the upsampling period?
+
+The x4 feature-loss nets grow a faint grid (power at the k/scale frequencies) that TV does not remove
+(experiments/style_quality/README.md). This script takes the grid a trained net really draws and asks each loss how
+much it costs: for every Set5/Set14 image,
+
+- ``grid``: the exactly periodic part of the net's error (SR output minus HR, averaged over each of the scale x scale
+  pixel phases, minus its mean): the pattern that repeats every ``scale`` px;
+- the loss of HR + grid against HR, for the pixel loss and for each VGG layer's feature loss, divided by the loss of
+  HR + white noise of the same energy (mean over a few noise draws).
+
+A ratio well below 1 would mean the loss is nearly blind to the grid, so that nothing in training removes it; a ratio
+above 1 means the loss punishes the grid more than unstructured error of the same energy. On zoo:sr_x4_perceptual
+with HED features the feature layers' medians are 4.4-4.8 (experiments/style_quality/README.md): not blind.
+
+    python experiments/sr/grid_sensitivity.py --ckpt zoo:sr_x4_perceptual --benchmarks ../shared/data/sr
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from perceptual.imaging.io import list_images, load_image
+from perceptual.inference.runner import load_net
+from perceptual.lossnet.vgg import LossNetwork
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3")
+NOISE_DRAWS = 4
+
+
+def periodic_part(error: Tensor, period: int) -> Tensor:
+    """The component of ``error`` [3,H,W] that repeats exactly every ``period`` px (the mean over each pixel phase),
+    less its mean; H and W are multiples of ``period``."""
+    c, h, w = error.shape
+    phases = error.reshape(c, h // period, period, w // period, period).mean(dim=(1, 3), keepdim=True)
+    tile = phases - phases.mean(dim=(2, 4), keepdim=True)
+    return tile.expand(c, h // period, period, w // period, period).reshape(c, h, w)
+
+
+def costs(hr: Tensor, perturbation: Tensor, lossnet: LossNetwork) -> dict[str, float]:
+    """Mean squared difference of pixels and of each layer's features between HR + perturbation and HR."""
+    pair = torch.stack([hr, (hr + perturbation).clamp(0, 1)])
+    features = lossnet(pair)
+    result = {"pixel": (pair[1] - pair[0]).square().mean().item()}
+    for layer in LAYERS:
+        result[layer] = (features[layer][1] - features[layer][0]).square().mean().item()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", default="zoo:sr_x4_perceptual", help="a super-resolution checkpoint or zoo:<name>")
+    parser.add_argument("--benchmarks", type=Path, required=True, help="folder with Set5/x<scale>, Set14/x<scale>")
+    parser.add_argument("--weights", default="hed", help="loss-network weights (loss_net.weights)")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    net, metadata = load_net(args.ckpt)
+    scale = int(metadata.net["scale"])
+    lossnet = LossNetwork(LAYERS, weights=args.weights)
+    generator = torch.Generator().manual_seed(0)
+
+    columns = ("pixel", *LAYERS)
+    print(f"{args.ckpt}: loss of HR + the net's period-{scale} grid / loss of HR + white noise of the same energy")
+    print("| image | grid share of the error | " + " | ".join(columns) + " |")
+    print("|---|---:|" + "---:|" * len(columns))
+    ratios: dict[str, list[float]] = {column: [] for column in columns}
+    for name in ("Set5", "Set14"):
+        for hr_path in sorted(p for p in list_images(args.benchmarks / name / f"x{scale}") if "_HR" in p.name):
+            hr = load_image(hr_path)
+            lr = load_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
+            sr = net(lr[None])[0].clamp(0, 1)
+            h, w = (min(a, b) // scale * scale for a, b in zip(sr.shape[1:], hr.shape[1:], strict=True))
+            hr, error = hr[:, :h, :w], sr[:, :h, :w] - hr[:, :h, :w]
+            grid = periodic_part(error, scale)
+            grid_cost = costs(hr, grid, lossnet)
+            noise_costs = [
+                costs(hr, (noise := torch.randn(grid.shape, generator=generator)) * grid.norm() / noise.norm(), lossnet)
+                for _ in range(NOISE_DRAWS)
+            ]
+            row = []
+            for column in columns:
+                ratio = grid_cost[column] / (sum(c[column] for c in noise_costs) / NOISE_DRAWS)
+                ratios[column].append(ratio)
+                row.append(f"{ratio:.2f}")
+            share = grid.square().sum() / error.square().sum()
+            print(f"| {name}/{hr_path.stem.split('_SRF')[0]} | {share:.3f} | " + " | ".join(row) + " |")
+    medians = {column: torch.tensor(values).median().item() for column, values in ratios.items()}
+    print("| median | | " + " | ".join(f"{medians[c]:.2f}" for c in columns) + " |")
+    print("grid_sensitivity " + " ".join(f"{c}={medians[c]:.3f}" for c in columns))
+
+
+if __name__ == "__main__":
+    main()
