@@ -138,7 +138,7 @@ def test_rebuilt_stylebank_criterion_is_the_banks_own(tmp_path: Path) -> None:
 
 def test_checkpoints_that_cannot_rebuild_their_criterion_say_what_they_lack(tmp_path: Path, style_run: Path) -> None:
     net = build_net(read_checkpoint(style_run / "checkpoints" / "last.ckpt"))
-    bare = read_checkpoint(save_net(tmp_path / "bare.ckpt", net))  # like zoo:candy: no run config, style, loss net
+    bare = read_checkpoint(save_net(tmp_path / "bare.ckpt", net))  # as version 0: no run config, style, loss net
     with pytest.raises(DataError) as error:
         rebuild_criterion(bare, source="bare.ckpt")
     message = str(error.value)
