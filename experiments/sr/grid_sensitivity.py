@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from perceptual.imaging.io import list_images, load_image
+from perceptual.data.sr import SRBenchmark
 from perceptual.inference.runner import load_net
 from perceptual.lossnet.vgg import LossNetwork
 
@@ -41,13 +41,14 @@ def periodic_part(error: Tensor, period: int) -> Tensor:
     return tile.expand(c, h // period, period, w // period, period).reshape(c, h, w)
 
 
-def costs(hr: Tensor, perturbation: Tensor, lossnet: LossNetwork) -> dict[str, float]:
-    """Mean squared difference of pixels and of each layer's features between HR + perturbation and HR."""
-    pair = torch.stack([hr, (hr + perturbation).clamp(0, 1)])
-    features = lossnet(pair)
-    result = {"pixel": (pair[1] - pair[0]).square().mean().item()}
+def costs(hr: Tensor, hr_features: dict[str, Tensor], perturbation: Tensor, lossnet: LossNetwork) -> dict[str, float]:
+    """Mean squared difference of pixels and of each layer's features between HR + perturbation and HR (whose
+    features are computed once per image by the caller)."""
+    perturbed = (hr + perturbation).clamp(0, 1)
+    features = lossnet(perturbed[None])
+    result = {"pixel": (perturbed - hr).square().mean().item()}
     for layer in LAYERS:
-        result[layer] = (features[layer][1] - features[layer][0]).square().mean().item()
+        result[layer] = (features[layer] - hr_features[layer]).square().mean().item()
     return result
 
 
@@ -69,25 +70,24 @@ def main() -> None:
     print("|---|---:|" + "---:|" * len(columns))
     ratios: dict[str, list[float]] = {column: [] for column in columns}
     for name in ("Set5", "Set14"):
-        for hr_path in sorted(p for p in list_images(args.benchmarks / name / f"x{scale}") if "_HR" in p.name):
-            hr = load_image(hr_path)
-            lr = load_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
-            sr = net(lr[None])[0].clamp(0, 1)
-            h, w = (min(a, b) // scale * scale for a, b in zip(sr.shape[1:], hr.shape[1:], strict=True))
-            hr, error = hr[:, :h, :w], sr[:, :h, :w] - hr[:, :h, :w]
+        benchmark = SRBenchmark(args.benchmarks / name / f"x{scale}", scale)
+        for sample in map(benchmark.load, range(len(benchmark))):  # load: a bad pair stops with its name
+            hr = sample["hr"]  # modcropped to the scale: the net's output has its size
+            error = net(sample["lr"][None])[0].clamp(0, 1) - hr
             grid = periodic_part(error, scale)
-            grid_cost = costs(hr, grid, lossnet)
-            noise_costs = [
-                costs(hr, (noise := torch.randn(grid.shape, generator=generator)) * grid.norm() / noise.norm(), lossnet)
-                for _ in range(NOISE_DRAWS)
-            ]
+            hr_features = lossnet(hr[None])
+            grid_cost = costs(hr, hr_features, grid, lossnet)
+            noise_costs = []
+            for _ in range(NOISE_DRAWS):
+                noise = torch.randn(grid.shape, generator=generator)
+                noise_costs.append(costs(hr, hr_features, noise * grid.norm() / noise.norm(), lossnet))
             row = []
             for column in columns:
                 ratio = grid_cost[column] / (sum(c[column] for c in noise_costs) / NOISE_DRAWS)
                 ratios[column].append(ratio)
                 row.append(f"{ratio:.2f}")
             share = grid.square().sum() / error.square().sum()
-            print(f"| {name}/{hr_path.stem.split('_SRF')[0]} | {share:.3f} | " + " | ".join(row) + " |")
+            print(f"| {name}/{sample['name']} | {share:.3f} | " + " | ".join(row) + " |")
     medians = {column: torch.tensor(values).median().item() for column, values in ratios.items()}
     print("| median | | " + " | ".join(f"{medians[c]:.2f}" for c in columns) + " |")
     print("grid_sensitivity " + " ".join(f"{c}={medians[c]:.3f}" for c in columns))

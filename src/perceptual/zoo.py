@@ -155,7 +155,7 @@ def list_entries(zoo_dir: str | Path | None = None) -> list[ZooEntry]:
 # The figures a listing shows from an entry's metrics, in this order: key, label, format. Style nets record the
 # judge's and objective parity's figures (experiments/style_quality), super-resolution nets their benchmark scores.
 HEADLINE_FIGURES = (
-    ("parity_iterations", "parity", "{} it"),
+    ("parity_iterations", "parity", "{:.1f}"),  # recorded as text, ">100" past the last count
     ("gram_ratio", "Gram", "{:.3f}"),
     ("edge_correlation", "edges", "{:.2f}"),
     ("halo", "halo", "{:+.2f}"),
