@@ -42,7 +42,7 @@ def _criterion() -> PerceptualCriterion:
     ("make", "message"),
     [
         (lambda: StyleTransferNet(width=2, norm="group"), "norm=group is not supported; use one of: batch, instance"),
-        (lambda: StyleTransferNet(width=2, upsample="bilinear"), "upsample=bilinear .* transpose, nearest"),
+        (lambda: StyleTransferNet(width=2, upsample="bicubic"), "upsample=bicubic .* transpose, nearest, bilinear"),
         (lambda: StyleTransferNet(width=2, padding="zero"), "padding=zero .* paper, same"),
         (lambda: StyleBankNet(width=2, output="sigmoid"), "output=sigmoid .* tanh, clamp"),
         (lambda: SuperResolutionNet(scale=3, width=2), "scale=3 .* 2, 4, 8"),

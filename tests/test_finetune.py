@@ -9,7 +9,7 @@ import torch
 
 from conftest import compose_config, save_net, train_run
 from perceptual.checkpoints import read_checkpoint
-from perceptual.errors import DataError
+from perceptual.errors import ConfigError, DataError
 from perceptual.nets import StyleTransferNet, SuperResolutionNet
 from perceptual.training import initial_net
 
@@ -31,6 +31,41 @@ def test_the_run_starts_from_the_checkpoints_net_whatever_model_says(tmp_path: P
 def test_without_init_ckpt_the_configured_net_is_built() -> None:
     net = initial_net(compose_config("train", "debug=fast", "model.norm=batch"))
     assert net.config()["norm"] == "batch"
+
+
+def test_init_net_options_change_the_upsampling_and_keep_the_weights(tmp_path: Path) -> None:
+    trained = StyleTransferNet(width=8, n_residual=1, norm="instance", upsample="nearest").eval()
+    path = save_net(tmp_path / "trained.ckpt", trained)
+    options = "init_net_options={upsample:bilinear}"
+    net = initial_net(compose_config("train", "debug=fast", f"init_ckpt={path}", options))
+    assert net.config() == {**trained.config(), "upsample": "bilinear"}
+    for name, value in _weights(trained).items():
+        torch.testing.assert_close(_weights(net)[name], value)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(net.eval()(image), trained(image))  # the same weights, another interpolation
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (("init_net_options={width:16}",), "change the shapes of the net's weights"),
+        (("init_net_options={depth:3}",), "depth is not an option of StyleTransferNet"),
+        (("init_net_options={upsample:bicubic}",), "upsample=bicubic"),
+    ],
+)
+def test_init_net_options_that_cannot_apply_are_one_line_errors(
+    tmp_path: Path, overrides: tuple[str, ...], named: str
+) -> None:
+    path = save_net(tmp_path / "trained.ckpt", StyleTransferNet(width=8, n_residual=1))
+    with pytest.raises(ConfigError, match=named) as error:
+        initial_net(compose_config("train", "debug=fast", f"init_ckpt={path}", *overrides))
+    assert "\n" not in str(error.value)
+
+
+def test_init_net_options_without_init_ckpt_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="give init_ckpt"):
+        initial_net(compose_config("train", "debug=fast", "init_net_options={upsample:bilinear}"))
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from perceptual.nets.stylebank import StyleBankNet
 
 
 @pytest.mark.parametrize("padding", ["paper", "same"])
-@pytest.mark.parametrize("upsample", ["transpose", "nearest"])
+@pytest.mark.parametrize("upsample", ["transpose", "nearest", "bilinear"])
 def test_style_net_keeps_any_size(padding: str, upsample: str) -> None:
     net = StyleTransferNet(width=8, padding=padding, upsample=upsample, norm="instance").eval()
     for size in [(32, 32), (17, 23), (45, 64), (64, 45)]:

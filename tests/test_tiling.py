@@ -57,6 +57,7 @@ NETS = {  # name: (net, image size, tile)
         72,
     ),
     "sr x4": (lambda: SuperResolutionNet(4, width=8, n_residual=1), (37, 29), 24),
+    "sr x4, bilinear upsampling": (lambda: SuperResolutionNet(4, 8, 1, upsample="bilinear"), (37, 29), 24),
     "sr x4, bicubic skip": (
         lambda: _with_residual(SuperResolutionNet(4, 8, 1, skip="bicubic", output="clamp")),
         (37, 29),

@@ -19,7 +19,7 @@ from perceptual.callbacks import AtomicCheckpointIO, DivergenceGuard, RandomStat
 from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
 from perceptual.cpu_bf16 import warn_if_emulated
-from perceptual.errors import DataError
+from perceptual.errors import ConfigError, DataError
 from perceptual.inference.runner import load_net
 from perceptual.losses.builder import build_criterion
 from perceptual.lossnet.weights import RANDOM_WEIGHTS_WARNING, WeightsKind, WeightsSource
@@ -125,10 +125,15 @@ def net_kind(net: TransformNet) -> str:
 
 def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     """The net a run starts from: the configured one (``model.*``) or, with ``init_ckpt``, the trained net of that
-    checkpoint or zoo entry, to fine-tune (its architecture and weights; a fresh optimiser and step 0, unlike
-    ``ckpt_path``, which resumes). StyleBank's incremental mode reads ``init_ckpt`` itself (it freezes the net)."""
+    checkpoint or zoo entry, to fine-tune (its architecture and weights, with ``init_net_options`` changed; a fresh
+    optimiser and step 0, unlike ``ckpt_path``, which resumes). StyleBank's incremental mode reads ``init_ckpt``
+    itself (it freezes the net)."""
     configured = instantiate(cfg.model)
     source = cfg.get("init_ckpt")
+    options = cfg.get("init_net_options")
+    options = OmegaConf.to_container(options) if options else {}
+    if options and (not source or cfg.task.get("incremental")):
+        raise ConfigError("init_net_options change the net of init_ckpt when fine-tuning; drop them, or give init_ckpt")
     if not source or cfg.task.get("incremental"):
         return configured
     net, _ = load_net(source, trust)
@@ -137,8 +142,31 @@ def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
             f"init_ckpt={source} holds a {net_kind(net)}, but this run trains a {net_kind(configured)}; pick a "
             "checkpoint of the same task (and scale), or drop init_ckpt"
         )
+    if options:
+        net = with_options(net, options)
     log.info("fine-tuning the net of init_ckpt=%s (model.* is ignored; its config: %s)", source, net.config())
     return net.train()
+
+
+def with_options(net: TransformNet, options: Mapping[str, Any]) -> TransformNet:
+    """``net`` rebuilt with some constructor options changed and its weights kept: only options that leave every
+    weight's shape as it is (``upsample`` between ``nearest`` and ``bilinear``, ``output``) can change."""
+    current = {key: value for key, value in net.config().items() if key != "_target_"}
+    unknown = sorted(set(options) - set(current))
+    if unknown:
+        raise ConfigError(
+            f"init_net_options: {', '.join(unknown)} is not an option of {type(net).__name__} "
+            f"(it has {', '.join(sorted(current))})"
+        )
+    rebuilt = type(net)(**{**current, **options})
+    try:
+        rebuilt.load_state_dict(net.state_dict())
+    except RuntimeError:
+        raise ConfigError(
+            f"init_net_options={dict(options)} change the shapes of the net's weights; only options that keep them "
+            "(e.g. upsample=nearest|bilinear) can change when fine-tuning"
+        ) from None
+    return rebuilt
 
 
 def with_trainer_precision(cfg: DictConfig) -> DictConfig:
@@ -180,7 +208,9 @@ def save_final_checkpoint(trainer: pl.Trainer) -> None:
     if not isinstance(callback, ModelCheckpoint) or not callback.save_last or callback.dirpath is None:
         return
     if trainer.global_step > 0:
-        trainer.save_checkpoint(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}")
+        # weights_only=False: a full checkpoint (optimiser, loops, callbacks), so the run can resume from it.
+        last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        trainer.save_checkpoint(last, weights_only=False)
 
 
 def ddp_strategy(strategy: Any, task: TransformTask) -> Any:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from perceptual.choices import check_choice
 
 Norm = Literal["batch", "instance", "none"]
-Upsample = Literal["transpose", "nearest"]
+Upsample = Literal["transpose", "nearest", "bilinear"]
 Output = Literal["tanh", "clamp"]
 Padding = Literal["paper", "same"]
 
@@ -73,7 +73,13 @@ class ConvBlock(nn.Sequential):
 
 
 class UpsampleBlock(nn.Sequential):
-    """x2 upsampling: fractionally strided conv (the paper) or nearest + conv (fewer checkerboards)."""
+    """x2 upsampling: fractionally strided conv (the paper), or nearest or bilinear interpolation + conv.
+
+    Nearest + conv has no checkerboard, but a trained net that wants fine texture gets it most cheaply from the
+    edges of the 2x2 blocks: its texture peaks at the net's stride (a 4 px lattice in the style nets). Bilinear
+    interpolation has no block edges to exploit; both interpolations have the same parameters, so a net trained
+    with one can be fine-tuned with the other (``init_net_options``).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, mode: Upsample = "transpose", norm: Norm = "batch") -> None:
         check_choice("upsample", mode, Upsample)
@@ -83,7 +89,7 @@ class UpsampleBlock(nn.Sequential):
             ]
         else:
             up = [
-                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Upsample(scale_factor=2, mode=mode),
                 ReflectionPad(1),
                 nn.Conv2d(in_channels, out_channels, 3),
             ]

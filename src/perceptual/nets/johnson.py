@@ -73,7 +73,7 @@ class StyleTransferNet(_PaddedTransformNet):
         width: channels of the first layer (32 in the paper, 16 in the released code).
         n_residual: residual blocks (5).
         norm: ``batch`` (paper) or ``instance`` (released code; better stylisation).
-        upsample: ``transpose`` (fractionally strided convs, paper) or ``nearest`` + conv.
+        upsample: ``transpose`` (fractionally strided convs, paper), ``nearest`` or ``bilinear`` + conv.
         padding: ``paper`` (reflection pad + unpadded residual convs) or ``same``.
         output: ``tanh`` (scaled tanh, paper) or ``clamp``.
     """

@@ -43,7 +43,7 @@ class StyleBankNet(TransformNet):
         bank_depth: convs per bank (1 in the paper).
         bank_kernel: kernel size of the bank convs (3 in the paper).
         norm: ``instance`` (paper), ``batch`` or ``none``.
-        upsample: ``transpose`` (fractionally strided convs) or ``nearest`` + conv.
+        upsample: ``transpose`` (fractionally strided convs), ``nearest`` or ``bilinear`` + conv.
         output: ``tanh`` (scaled to [0, 1]) or ``clamp``.
     """
 
