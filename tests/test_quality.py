@@ -65,3 +65,11 @@ def test_score_of_identity_blur_and_flat(judge: StyleJudge) -> None:
     flat = judge.score(torch.full_like(image, 0.5), image)
     assert flat.colour_spread == pytest.approx(0.0, abs=1e-6)
     assert flat.edge_correlation == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lattice_sees_a_pattern_locked_to_the_net_stride(judge: StyleJudge) -> None:
+    image = photo(seed=3)
+    assert judge.score(image[0], image[0]).lattice == pytest.approx(1.0)
+    ys, xs = torch.meshgrid(torch.arange(image.shape[-2]), torch.arange(image.shape[-1]), indexing="ij")
+    cell = ((xs % judge.stride == 0) | (ys % judge.stride == 0)).float()  # a line every stride px
+    assert judge.score((image + 0.05 * cell).clamp(0, 1), image).lattice > 2.0

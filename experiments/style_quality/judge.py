@@ -1,5 +1,6 @@
 """Judge style nets (or finished images) on held-out photos: Gram-distance ratio, colour spread, edge correlation,
-edge halo and periodicity (see perceptual.evaluation.quality). Prints a table, writes results.json and the images.
+edge halo, periodicity and stride lattice (see perceptual.evaluation.quality). Prints a table, writes results.json
+and the images.
 
     python experiments/style_quality/judge.py --ckpt zoo:starry_night --style starry_night --out /tmp/judged
     python experiments/style_quality/judge.py --ckpt zoo:stylebank --bank 2        # style from the checkpoint
@@ -20,7 +21,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
 from perceptual.errors import DataError
-from perceptual.evaluation.quality import StyleJudge
+from perceptual.evaluation.quality import STYLE_NET_STRIDE, StyleJudge
 from perceptual.imaging.io import list_images, load_image, save_image
 from perceptual.inference.fusion import with_fusion
 from perceptual.inference.runner import Runner, load_net
@@ -55,7 +56,8 @@ def main() -> None:
     style = args.style or (metadata.styles[args.bank or 0] if metadata and metadata.styles else None)
     if style is None:
         parser.error("pass --style <image or shared style name>: the checkpoint records no style")
-    judge = StyleJudge(resolve_image(style_path(style), "style", args.size))
+    stride = net.capabilities.stride if net is not None else STYLE_NET_STRIDE
+    judge = StyleJudge(resolve_image(style_path(style), "style", args.size), stride=stride)
     failed: list[DataError] = []
     if net is None:
         photo = TF.resize(load_image(args.photo), args.size, antialias=True)
@@ -76,11 +78,11 @@ def main() -> None:
                 save_image(output, args.out / f"{path.stem}.png")
     rows = list(results.values())
     results["mean"] = {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
-    print(f"{'photo':<20} {'gram ratio':>10} {'colour':>8} {'edges':>8} {'halo':>8} {'periodic':>8}")
+    print(f"{'photo':<20} {'gram ratio':>10} {'colour':>8} {'edges':>8} {'halo':>8} {'periodic':>8} {'lattice':>8}")
     for name, row in results.items():
         print(
             f"{name:<20} {row['gram_ratio']:>10.3f} {row['colour_spread']:>8.3f} {row['edge_correlation']:>8.3f}"
-            f" {row['halo']:>+8.3f} {row['periodicity']:>8.2f}"
+            f" {row['halo']:>+8.3f} {row['periodicity']:>8.2f} {row['lattice']:>8.2f}"
         )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,10 @@ photos and styles:
   over RGB. Collapse to flat colour drives it to 0.
 * edge correlation: Pearson correlation between the HED edge maps of output and photo. Content
   kept means edges kept.
-* halo and periodicity (:mod:`perceptual.evaluation.artefacts`): edge halos and regular cross-hatching, the
-  artefacts that lower the Gram distance cheaply and so pass the first figure.
+* halo, periodicity and lattice (:mod:`perceptual.evaluation.artefacts`): edge halos, regular cross-hatching and a
+  pattern locked to the net's stride, the artefacts that lower the Gram distance cheaply and so pass the first
+  figure. The lattice is the upsampling-grid figure at the net's stride (4 px for every style net here), relative
+  to the photo's.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from perceptual.evaluation.artefacts import edge_halo, periodicity
+from perceptual.evaluation.artefacts import edge_halo, grid_strength, periodicity
 from perceptual.evaluation.edges import HEDEdges
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+STYLE_NET_STRIDE = 4  # two stride-2 convolutions down, two x2 upsamplings back: the period of a stride lattice
 
 
 def gram_distance(features: dict[str, Tensor], style_grams: dict[str, Tensor]) -> Tensor:
@@ -56,6 +59,7 @@ class StyleScore:
     edge_correlation: float
     halo: float
     periodicity: float
+    lattice: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -77,8 +81,10 @@ class StyleJudge(torch.nn.Module):
         edges: HEDEdges | None = None,
         weights: str = "hed",
         layers: Sequence[str] = STYLE_LAYERS,
+        stride: int = STYLE_NET_STRIDE,
     ) -> None:
         super().__init__()
+        self.stride = stride
         self.loss_net = loss_net if loss_net is not None else LossNetwork(layers, weights=weights)
         self.edges = edges if edges is not None else HEDEdges()
         self.layers = tuple(layers)
@@ -105,4 +111,5 @@ class StyleJudge(torch.nn.Module):
             edge_correlation=self.edge_correlation(output, photo).item(),
             halo=edge_halo(output[0], photo[0]),
             periodicity=periodicity(output[0], photo[0]),
+            lattice=grid_strength(output[0], self.stride) / max(grid_strength(photo[0], self.stride), 1e-12),
         )
