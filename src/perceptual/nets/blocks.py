@@ -75,10 +75,10 @@ class ConvBlock(nn.Sequential):
 class UpsampleBlock(nn.Sequential):
     """x2 upsampling: fractionally strided conv (the paper), or nearest or bilinear interpolation + conv.
 
-    Nearest + conv has no checkerboard, but a trained net that wants fine texture gets it most cheaply from the
-    edges of the 2x2 blocks: its texture peaks at the net's stride (a 4 px lattice in the style nets). Bilinear
-    interpolation has no block edges to exploit; both interpolations have the same parameters, so a net trained
-    with one can be fine-tuned with the other (``init_net_options``).
+    Interpolation + conv has no checkerboard, but the zoo nets still paint a lattice at their stride (4 px) where they
+    want fine texture, through nearest and bilinear interpolation alike (experiments/style_quality/README.md). Both
+    interpolations have the same parameters, so a net trained with one can be fine-tuned with the other
+    (``init_net_options``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, mode: Upsample = "transpose", norm: Norm = "batch") -> None:
