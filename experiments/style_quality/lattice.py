@@ -24,19 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from scipy import ndimage
 from torch import Tensor
 
 from perceptual.data.sr import SRBenchmark
-from perceptual.evaluation.artefacts import (
-    HIGH_PASS_SIGMA,
-    LOWEST_FREQUENCY,
-    edge_halo,
-    grid_strength,
-    luma_array,
-    periodicity,
-    radial_frequency,
-)
+from perceptual.evaluation.artefacts import edge_halo, grid_strength, lattice, periodicity, texture_spectrum
 from perceptual.evaluation.metrics import psnr, sharpness_y
 from perceptual.imaging.io import list_images, load_image
 from perceptual.inference.runner import load_net
@@ -49,13 +40,10 @@ PEAKS = 3
 def texture_peaks(image: Tensor, count: int = PEAKS) -> list[str]:
     """The ``count`` strongest peaks of the high-passed luma spectrum of ``image`` [3,H,W] (one of each mirrored
     pair), as 'period px at angle' with their height over the spectrum's mean."""
-    y = luma_array(image)
-    texture = y - ndimage.gaussian_filter(y, HIGH_PASS_SIGMA)
-    power = np.abs(np.fft.fft2(texture - texture.mean())) ** 2
-    band = radial_frequency(y.shape) > LOWEST_FREQUENCY
+    power, band = texture_spectrum(image)
     power[~band] = 0.0
     mean = power[band].mean()
-    fy, fx = np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1])
+    fy, fx = np.fft.fftfreq(power.shape[0]), np.fft.fftfreq(power.shape[1])
     peaks = []
     for index in np.argsort(power.ravel())[::-1][: 2 * count : 2]:  # a real image's spectrum is symmetric
         row, col = np.unravel_index(index, power.shape)
@@ -76,19 +64,22 @@ def variants(net: TransformNet, modes: list[str]) -> dict[str, TransformNet]:
 def style_report(net: TransformNet, modes: list[str], photos: Path, size: int) -> None:
     stride = net.capabilities.stride
     images = {path.stem: TF.resize(load_image(path), size, antialias=True) for path in list_images(photos)}
+    outputs = {
+        label: {name: candidate(photo[None])[0].clamp(0, 1) for name, photo in images.items()}
+        for label, candidate in variants(net, modes).items()
+    }
     print(f"strongest texture peaks of the net's output (stride {stride} px):")
-    for name, photo in images.items():
-        print(f"  {name}: " + "; ".join(texture_peaks(net(photo[None])[0].clamp(0, 1))))
+    for name, output in next(iter(outputs.values())).items():  # the net as trained
+        print(f"  {name}: " + "; ".join(texture_peaks(output)))
     print("| upsampling | lattice | periodicity | halo |")
     print("|---|---:|---:|---:|")
-    for label, candidate in variants(net, modes).items():
-        rows = []
-        for photo in images.values():
-            output = candidate(photo[None])[0].clamp(0, 1)
-            lattice = grid_strength(output, stride) / max(grid_strength(photo, stride), 1e-12)
-            rows.append((lattice, periodicity(output, photo), edge_halo(output, photo)))
-        lattice, period, halo = np.mean(rows, axis=0)
-        print(f"| {label} | {lattice:.2f} | {period:.2f} | {halo:+.3f} |")
+    for label, by_photo in outputs.items():
+        rows = [
+            (lattice(output, images[name], stride), periodicity(output, images[name]), edge_halo(output, images[name]))
+            for name, output in by_photo.items()
+        ]
+        mean_lattice, mean_periodicity, mean_halo = np.mean(rows, axis=0)
+        print(f"| {label} | {mean_lattice:.2f} | {mean_periodicity:.2f} | {mean_halo:+.3f} |")
 
 
 def sr_report(net: TransformNet, modes: list[str], benchmarks: Path) -> None:

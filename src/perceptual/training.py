@@ -132,9 +132,10 @@ def initial_net(cfg: DictConfig, trust: bool = False) -> TransformNet:
     source = cfg.get("init_ckpt")
     options = cfg.get("init_net_options")
     options = OmegaConf.to_container(options) if options else {}
-    if options and (not source or cfg.task.get("incremental")):
+    fine_tuning = bool(source) and not cfg.task.get("incremental")
+    if options and not fine_tuning:
         raise ConfigError("init_net_options change the net of init_ckpt when fine-tuning; drop them, or give init_ckpt")
-    if not source or cfg.task.get("incremental"):
+    if not fine_tuning:
         return configured
     net, _ = load_net(source, trust)
     if net_kind(net) != net_kind(configured):

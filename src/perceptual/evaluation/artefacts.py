@@ -11,7 +11,8 @@
 * **Upsampling grid**: a super-resolution net that upsamples by repeated x2 steps can leave a pattern repeating every
   ``scale`` pixels, which sharpness counts as detail. The figure is the power of the output's luma at the
   frequencies ``k / scale`` (k = 1 .. scale - 1) along x and y, relative to their neighbouring frequencies: about 1
-  for a photo or a bicubic upscale, 1.3-2 for a visible grid.
+  for a photo or a bicubic upscale, 1.3-2 for a visible grid. The same figure at a style net's stride, relative to
+  the photo's, is its **lattice**.
 
 The first two run on a [3,H,W] output and its photo at the judging resolution (256 px on the shorter side: the
 distances are in pixels). Written with SciPy's n-dimensional image filters, which scikit-image builds on; no library
@@ -68,13 +69,18 @@ def edge_halo(output: Tensor, photo: Tensor) -> float:
     return _halo_index(images[0], edges, band, far) - _halo_index(images[1], edges, band, far)
 
 
-def spectral_peak_ratio(image: Tensor) -> float:
-    """Peak-to-mean ratio of the power spectrum of the high-passed luma of ``image`` [3,H,W], above the lowest
-    frequencies."""
+def texture_spectrum(image: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The power spectrum of the high-passed luma of ``image`` [3,H,W] (its texture), and the mask of the bins above
+    the lowest frequencies (the texture band)."""
     y = luma_array(image)
     texture = y - ndimage.gaussian_filter(y, HIGH_PASS_SIGMA)
     power = np.abs(np.fft.fft2(texture - texture.mean())) ** 2
-    texture_band = radial_frequency(y.shape) > LOWEST_FREQUENCY
+    return power, radial_frequency(y.shape) > LOWEST_FREQUENCY
+
+
+def spectral_peak_ratio(image: Tensor) -> float:
+    """Peak-to-mean ratio of the texture spectrum of ``image`` [3,H,W] within its texture band."""
+    power, texture_band = texture_spectrum(image)
     return float(power[texture_band].max() / max(power[texture_band].mean(), 1e-30))
 
 
@@ -100,3 +106,9 @@ def grid_strength(image: Tensor, period: int) -> float:
             around = np.mean([profile[(peak + offset) % n] for offset in GRID_NEIGHBOURS])
             ratios.append(profile[peak] / max(around, 1e-30))
     return float(np.mean(ratios)) if ratios else 1.0
+
+
+def lattice(output: Tensor, photo: Tensor, period: int) -> float:
+    """The upsampling-grid figure of ``output`` at ``period`` (a style net's stride) relative to that of its
+    ``photo``: about 1 when the net paints no lattice locked to its stride."""
+    return grid_strength(output, period) / max(grid_strength(photo, period), 1e-12)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from perceptual.evaluation.artefacts import edge_halo, grid_strength, periodicity
+from perceptual.evaluation.artefacts import edge_halo, lattice, periodicity
 from perceptual.evaluation.edges import HEDEdges
 from perceptual.losses.gram import gram_matrix
 from perceptual.lossnet.vgg import LossNetwork
@@ -111,5 +111,5 @@ class StyleJudge(torch.nn.Module):
             edge_correlation=self.edge_correlation(output, photo).item(),
             halo=edge_halo(output[0], photo[0]),
             periodicity=periodicity(output[0], photo[0]),
-            lattice=grid_strength(output[0], self.stride) / max(grid_strength(photo[0], self.stride), 1e-12),
+            lattice=lattice(output[0], photo[0], self.stride),
         )
