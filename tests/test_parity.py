@@ -70,6 +70,33 @@ def test_lbfgs_curve_is_non_increasing(init: str) -> None:
     assert curve.at(0) == curve.initial and curve.at(12) == curve.losses[-1]
 
 
+def test_lbfgs_curve_is_stored_and_reused_only_for_the_same_criterion_and_photo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "curves"
+    first = lbfgs_curve(tiny_criterion(), tiny_photo(), steps=5, cache=cache)
+    assert not first.cached and len(list(cache.glob("*.pt"))) == 1
+
+    def no_optimisation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("L-BFGS ran although a stored curve matches")
+
+    monkeypatch.setattr("perceptual.evaluation.parity.optimize_image", no_optimisation)
+    again = lbfgs_curve(tiny_criterion(), tiny_photo(), steps=5, cache=cache)
+    assert again.cached and again.losses == first.losses and again.initial == first.initial
+    assert torch.equal(again.image, first.image)
+
+    heavier_style = tiny_criterion()
+    heavier_style.terms["style"].weight = 20.0
+    for criterion, photo, steps, seed in [
+        (heavier_style, tiny_photo(), 5, 0),
+        (tiny_criterion(), tiny_photo(28), 5, 0),
+        (tiny_criterion(), tiny_photo(), 6, 0),
+        (tiny_criterion(), tiny_photo(), 5, 1),
+    ]:
+        with pytest.raises(AssertionError, match="L-BFGS ran"):
+            lbfgs_curve(criterion, photo, steps=steps, seed=seed, cache=cache)
+
+
 def test_equivalent_iterations_on_constructed_curves() -> None:
     counts, curve = [10, 20, 40], [1e-1, 1e-2, 1e-3]  # from 1 at iteration 0, tenfold down per recorded count
 
@@ -165,8 +192,12 @@ def test_parity_script_ends_with_the_summary_line(
     out = tmp_path / "out"
     ckpt = str(style_run / "checkpoints" / "last.ckpt")
     args = ["--ckpt", ckpt, "--photos", str(tmp_path / "photos"), "--size", "16", "--iterations", "3,100"]
-    parity_script().main([*args, "--out", str(out), "--device", "cpu"])
+    args += ["--device", "cpu", "--cache", str(tmp_path / "curves")]
+    parity_script().main([*args, "--out", str(out)])
     lines = capsys.readouterr().out.strip().splitlines()
+    parity_script().main([*args, "--out", str(tmp_path / "again")])
+    again = capsys.readouterr().out.strip().splitlines()
+    assert again[-1] == lines[-1] and sum("(stored curve)" in line for line in again) == len(photos)
     match = re.fullmatch(rf"parity {style_run.name} iterations=(>100|\d+\.\d) ff=(\S+) lbfgs100=(\S+)", lines[-1])
     assert match, lines[-1]
     rows = list(csv.DictReader((out / "parity.csv").read_text().splitlines()))

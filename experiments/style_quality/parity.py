@@ -9,6 +9,8 @@ The criterion is rebuilt from the checkpoint (run config, style image, loss-netw
 (the paper's initialisation; --init content starts from the photo). Prints a table, writes parity.csv, parity.png and
 the images into --out, and ends with one line:
     parity <name> iterations=<median> ff=<median objective> lbfgs100=<median objective after 100 iterations>
+L-BFGS curves are stored in --cache and reused for any net measured on the same criterion, photos and start (the
+checkpoints of one run, fine-tunes of a recipe): each further net costs one forward pass per photo.
 """
 
 from __future__ import annotations
@@ -116,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", type=Path, help="folder for parity.csv, parity.png and images (default outputs/parity/)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("outputs") / "parity" / "curves",
+        help="folder of L-BFGS curves reused across nets on the same criterion (default outputs/parity/curves)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="run L-BFGS even where a stored curve matches")
     args = parser.parse_args(argv)
     name = run_name(args.ckpt, args.bank)
     out = args.out or Path("outputs") / "parity" / name.replace(":", "_")
@@ -139,11 +148,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         for path in paths:
             photo = prepare_photo(load_image(path), args.size, net.capabilities.stride).to(runner.device)
             output = stylise(photo).to(runner.device)
-            result = measure(criterion, photo, output, counts, args.init, args.seed, name=path.stem)
+            cache = None if args.no_cache else args.cache
+            result = measure(criterion, photo, output, counts, args.init, args.seed, name=path.stem, cache=cache)
             results.append(result)
             size = "x".join(map(str, photo.shape[-2:]))
             values = " | ".join(f"{result.lbfgs[k]:.4g}" for k in counts)
-            iterations = format_iterations(result.iterations, counts)
+            iterations = format_iterations(result.iterations, counts) + (" (stored curve)" if result.cached else "")
             print(f"| {path.stem} | {size} | {result.feed_forward:.4g} | {values} | {iterations} |", flush=True)
             save_image(output[0].cpu(), out / f"{path.stem}_net.png")
             save_image(result.lbfgs_image[0].cpu(), out / f"{path.stem}_lbfgs{max(counts)}.png")

@@ -15,14 +15,20 @@ Three steps, each usable alone:
 
 :func:`measure` runs 2 and 3 for one photo and the net's output of it; it reports the objective at the listed counts
 and interpolates the equivalent iterations between consecutive iterations (every one is recorded).
+
+The L-BFGS curve depends only on the criterion, the photo and the start, not on the net, so checkpoints of one run
+(or fine-tunes on the same criterion) can share it: with ``cache=`` a curve is stored under :func:`curve_key` and
+reused, which turns minutes of L-BFGS per photo into one forward pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -134,23 +140,53 @@ def objective(criterion: PerceptualCriterion, image: Tensor, photo: Tensor) -> f
 @dataclass
 class LbfgsCurve:
     """The objective at the starting image (``initial``) and after each L-BFGS iteration (``losses[k - 1]``), and
-    the image after the last."""
+    the image after the last; ``cached`` when it was read from a curve cache instead of run."""
 
     initial: float
     losses: list[float]
     image: Tensor
+    cached: bool = False
 
     def at(self, iterations: int) -> float:
         """The objective after ``iterations`` iterations (0: the start)."""
         return self.losses[iterations - 1] if iterations else self.initial
 
 
+@torch.no_grad()
+def curve_key(criterion: PerceptualCriterion, photo: Tensor, start: Tensor, steps: int) -> str:
+    """Names one L-BFGS run: the photo's and the start's pixels, the step count, the device type, and the criterion
+    by each term's value at the start. The criterion is fingerprinted by what it computes rather than by its config,
+    so any change of a weight, layer, style image or loss-network weight gives a new key."""
+    terms = criterion(start, target=photo).terms
+    digest = hashlib.sha256()
+    for image in (photo, start):
+        digest.update(image.detach().float().cpu().numpy().tobytes())
+    values = sorted((name, value.item()) for name, value in terms.items())
+    digest.update(repr((steps, photo.device.type, values)).encode())
+    return digest.hexdigest()[:20]
+
+
 def lbfgs_curve(
-    criterion: PerceptualCriterion, photo: Tensor, steps: int, init: Init = "noise", seed: int = 0
+    criterion: PerceptualCriterion,
+    photo: Tensor,
+    steps: int,
+    init: Init = "noise",
+    seed: int = 0,
+    cache: Path | None = None,
 ) -> LbfgsCurve:
-    """L-BFGS for ``steps`` iterations on the pixels of an image that starts as noise (the paper) or as ``photo``."""
-    result = optimize_image(criterion, initial_image(init, photo, seed), photo, steps=steps, optimizer="lbfgs")
-    return LbfgsCurve(initial=result.initial_loss, losses=result.losses, image=result.image)
+    """L-BFGS for ``steps`` iterations on the pixels of an image that starts as noise (the paper) or as ``photo``;
+    read from and written to the folder ``cache`` when given."""
+    start = initial_image(init, photo, seed)
+    path = cache / f"{curve_key(criterion, photo, start, steps)}.pt" if cache is not None else None
+    if path is not None and path.is_file():
+        stored = torch.load(path, map_location=photo.device)
+        return LbfgsCurve(stored["initial"], stored["losses"], stored["image"], cached=True)
+    result = optimize_image(criterion, start, photo, steps=steps, optimizer="lbfgs")
+    curve = LbfgsCurve(initial=result.initial_loss, losses=result.losses, image=result.image)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"initial": curve.initial, "losses": curve.losses, "image": curve.image.cpu()}, path)
+    return curve
 
 
 def equivalent_iterations(counts: Sequence[int], objectives: Sequence[float], target: float, initial: float) -> float:
@@ -191,6 +227,7 @@ class PhotoParity:
     iterations: float
     curve: list[float] = field(repr=False, default_factory=list)
     lbfgs_image: Tensor | None = field(repr=False, default=None)
+    cached: bool = False
 
 
 def measure(
@@ -201,19 +238,21 @@ def measure(
     init: Init = "noise",
     seed: int = 0,
     name: str = "photo",
+    cache: Path | None = None,
 ) -> PhotoParity:
     """Parity of the net's ``output`` for ``photo`` (both [1,3,H,W] on the criterion's device): L-BFGS for the
-    largest of ``counts`` iterations, the objective at each count, and the equivalent iterations interpolated between
-    consecutive iterations of the whole curve (finer than between the listed counts)."""
+    largest of ``counts`` iterations (or its curve from ``cache``), the objective at each count, and the equivalent
+    iterations interpolated between consecutive iterations of the whole curve (finer than between the listed
+    counts)."""
     counts = sorted(set(counts))
     if not counts or counts[0] < 1:
         raise DataError(f"iteration counts {counts} must be positive integers, e.g. 25,50,100,200,400")
     feed_forward = objective(criterion, output, photo)
-    curve = lbfgs_curve(criterion, photo, counts[-1], init, seed)
+    curve = lbfgs_curve(criterion, photo, counts[-1], init, seed, cache)
     at = {count: curve.at(count) for count in counts}
     every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
     iterations = equivalent_iterations(every, curve.losses, feed_forward, curve.initial)
-    return PhotoParity(name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image)
+    return PhotoParity(name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image, curve.cached)
 
 
 def median(values: Sequence[float]) -> float:
