@@ -1,6 +1,6 @@
 """The README gallery, made from the model zoo and the shared evaluation images.
 
-    python experiments/gallery/make_gallery.py [--optimisation-steps 100]
+    python experiments/gallery/make_gallery.py [--optimisation-steps 100] [--only style sr stylebank optimisation]
 
 Writes compact JPEGs into experiments/gallery/:
 - ``style_transfer.jpg``: each held-out photo beside the zoo style nets' outputs (200 px shorter side);
@@ -144,25 +144,34 @@ def stylebank() -> None:
     grid([[blank, *styles, blank, blank]] + rows, labels).save(HERE / "stylebank.jpg", quality=85)
 
 
+FIGURES = ("style", "sr", "stylebank", "optimisation")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--optimisation-steps", type=int, default=100)
+    parser.add_argument(
+        "--only", nargs="+", choices=FIGURES, default=FIGURES, help="remake only these figures (after a zoo change)"
+    )
     args = parser.parse_args()
     flush_denormals()
     torch.set_grad_enabled(False)
-    style_transfer()
-    for scale in SR_SCALES:
+    if "style" in args.only:
+        style_transfer()
+    for scale in SR_SCALES if "sr" in args.only else ():
         missing = {f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"} - set(entry_names())
         if missing:
             print(f"x{scale} super-resolution panel not made: the zoo lacks {', '.join(sorted(missing))}")
         else:
             super_resolution(scale)
-    if STYLEBANK_NET in entry_names():
-        stylebank()
-    else:
-        print(f"stylebank.jpg not made: the zoo lacks {STYLEBANK_NET}")
-    with torch.enable_grad():
-        feedforward_vs_optimisation(args.optimisation_steps)
+    if "stylebank" in args.only:
+        if STYLEBANK_NET in entry_names():
+            stylebank()
+        else:
+            print(f"stylebank.jpg not made: the zoo lacks {STYLEBANK_NET}")
+    if "optimisation" in args.only:
+        with torch.enable_grad():
+            feedforward_vs_optimisation(args.optimisation_steps)
     for path in sorted(HERE.glob("*.jpg")):
         print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
 
