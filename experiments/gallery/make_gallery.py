@@ -97,7 +97,8 @@ def feedforward_vs_optimisation(steps: int, net: str = "starry_night") -> None:
     checkpoint = read_checkpoint(f"zoo:{net}")
     criterion = rebuild_criterion(checkpoint)  # the objective the net was trained on
     feedforward = Runner(build_net(checkpoint), device="cpu")(image)
-    curve = lbfgs_curve(criterion, image, steps)
+    with torch.enable_grad():  # main() turns gradients off for the nets; L-BFGS needs them
+        curve = lbfgs_curve(criterion, image, steps)
     with torch.no_grad():
         net_loss = objective(criterion, feedforward, image)
     labels = [
@@ -128,7 +129,20 @@ def super_resolution(scale: int, zoom: int = 2) -> None:
     )
 
 
+def super_resolution_panels() -> None:
+    """One panel per scale whose pixel and perceptual entries are both in the zoo."""
+    for scale in SR_SCALES:
+        missing = {f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"} - set(entry_names())
+        if missing:
+            print(f"x{scale} super-resolution panel not made: the zoo lacks {', '.join(sorted(missing))}")
+        else:
+            super_resolution(scale)
+
+
 def stylebank() -> None:
+    if STYLEBANK_NET not in entry_names():
+        print(f"stylebank.jpg not made: the zoo lacks {STYLEBANK_NET}")
+        return
     net, metadata = load_net(f"zoo:{STYLEBANK_NET}")
     runner = Runner(net, device="cpu")
     banks = [with_fusion(runner, net, {"bank": index}) for index in range(net.num_styles)]
@@ -154,24 +168,17 @@ def main() -> None:
         "--only", nargs="+", choices=FIGURES, default=FIGURES, help="remake only these figures (after a zoo change)"
     )
     args = parser.parse_args()
+    makers = {
+        "style": style_transfer,
+        "sr": super_resolution_panels,
+        "stylebank": stylebank,
+        "optimisation": lambda: feedforward_vs_optimisation(args.optimisation_steps),
+    }
     flush_denormals()
     torch.set_grad_enabled(False)
-    if "style" in args.only:
-        style_transfer()
-    for scale in SR_SCALES if "sr" in args.only else ():
-        missing = {f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"} - set(entry_names())
-        if missing:
-            print(f"x{scale} super-resolution panel not made: the zoo lacks {', '.join(sorted(missing))}")
-        else:
-            super_resolution(scale)
-    if "stylebank" in args.only:
-        if STYLEBANK_NET in entry_names():
-            stylebank()
-        else:
-            print(f"stylebank.jpg not made: the zoo lacks {STYLEBANK_NET}")
-    if "optimisation" in args.only:
-        with torch.enable_grad():
-            feedforward_vs_optimisation(args.optimisation_steps)
+    for figure in FIGURES:
+        if figure in args.only:
+            makers[figure]()
     for path in sorted(HERE.glob("*.jpg")):
         print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
 
