@@ -76,8 +76,8 @@ def test_listing_shows_metadata(zoo_dir: Path) -> None:
 def test_listing_shows_each_entrys_main_figures() -> None:
     style = {"gram_ratio": 0.00684, "colour_spread": 0.9, "edge_correlation": 0.6186, "parity_iterations": "31.2"}
     assert headline(style) == "parity 31.2, Gram 0.007, edges 0.62"
-    sr = {"set5_psnr": 28.6841, "set5_ssim": 0.82, "set5_sharpness": 1.0131}
-    assert headline(sr) == "Set5 28.68 dB, sharpness 1.01"
+    sr = {"set5_psnr": 28.6841, "set5_ssim": 0.82, "set5_sharpness": 1.0131, "set5_grid": 1.057}
+    assert headline(sr) == "Set5 28.68 dB, sharpness 1.01, grid 1.06"
     banks = {"mosaic": {"gram_ratio": 0.111, "edge_correlation": 0.52}, "wave": {"gram_ratio": 0.015}}
     assert headline(banks) == "Gram 0.015-0.111, edges 0.52"
     assert headline({"parity_iterations": ">100", "notes": "x"}) == "parity >100" and headline({}) == "-"

@@ -7,7 +7,8 @@ Writes compact JPEGs into experiments/gallery/:
 - ``feedforward_vs_optimisation.jpg``: chicago, zoo:starry_night's one pass, and L-BFGS from noise on the criterion
   the net was trained with (rebuilt from its checkpoint, as objective parity does);
 - ``super_resolution.jpg`` / ``super_resolution_x8.jpg``: crops of Set5/Set14: bicubic | zoo:sr_x<s>_pixel |
-  zoo:sr_x<s>_perceptual | HR (each made only when both entries of its scale are in the zoo);
+  zoo:sr_x<s>_perceptual | HR (each made only when both entries of its scale are in the zoo); ``--sr-compare OUT
+  label=ckpt ...`` writes the same crops for any checkpoints instead (before/after figures);
 - ``stylebank.jpg``: zoo:stylebank on the held-out photos, one column per bank (the last one learnt incrementally,
   encoder and decoder frozen), then a linear fusion of two banks and a region-wise (k-means) fusion of two banks
   (made only when the entry is in the zoo).
@@ -40,7 +41,12 @@ STYLE_NETS = ("starry_night", "candy", "mosaic", "udnie", "the_scream", "rain_pr
 STYLE_PHOTO_SIZE = 200
 SR_SCALES = (4, 8)
 # (benchmark image, top, left, side) of the SR crops, in HR pixels
-SR_CROPS = (("Set5/x4/img_003", 64, 96, 96), ("Set14/x4/img_001", 160, 180, 96), ("Set14/x4/img_005", 40, 100, 96))
+SR_CROPS = (
+    ("Set5/x4/img_003", 64, 96, 96),
+    ("Set14/x4/img_001", 160, 180, 96),
+    ("Set14/x4/img_005", 40, 100, 96),
+    ("Set14/x4/img_013", 100, 60, 96),  # flat colour, where an upsampling grid shows first
+)
 STYLEBANK_NET = "stylebank"
 # (label, stylize options) of the fusion columns: two contrasting banks half and half, and one per colour region
 STYLEBANK_FUSIONS = (
@@ -111,10 +117,10 @@ def feedforward_vs_optimisation(steps: int, net: str = "starry_night") -> None:
     )
 
 
-def super_resolution(scale: int, zoom: int = 2) -> None:
-    """Crops at ``scale``: x4 from the benchmark's own LR images, other scales from its HR by MATLAB bicubic."""
-    names = [f"sr_x{scale}_pixel", f"sr_x{scale}_perceptual"]
-    nets = [Runner(load_net(f"zoo:{name}")[0], device="cpu") for name in names]
+def super_resolution(scale: int, columns: list[tuple[str, str]], path: Path, zoom: int = 2) -> None:
+    """Crops at ``scale``: bicubic | each (label, checkpoint or zoo:name) column | HR; x4 from the benchmark's own LR
+    images, other scales from its HR by MATLAB bicubic."""
+    nets = [Runner(load_net(ckpt)[0], device="cpu") for _, ckpt in columns]
     rows = []
     for stem, top, left, side in SR_CROPS:
         hr = load_image(SHARED / "sr" / f"{stem}_SRF_4_HR.png")
@@ -123,10 +129,7 @@ def super_resolution(scale: int, zoom: int = 2) -> None:
         candidates = [imresize(lr, scale).clamp(0, 1)] + [net(lr[None])[0] for net in nets] + [hr]
         crops = [to_pil(c[:, top : top + side, left : left + side]) for c in candidates]
         rows.append([c.resize((side * zoom, side * zoom), Image.NEAREST) for c in crops])
-    suffix = "" if scale == 4 else f"_x{scale}"
-    grid(rows, ["bicubic", *[f"zoo:{name}" for name in names], "HR"]).save(
-        HERE / f"super_resolution{suffix}.jpg", quality=88
-    )
+    grid(rows, ["bicubic", *[label for label, _ in columns], "HR"]).save(path, quality=88)
 
 
 def super_resolution_panels() -> None:
@@ -136,7 +139,8 @@ def super_resolution_panels() -> None:
         if missing:
             print(f"x{scale} super-resolution panel not made: the zoo lacks {', '.join(sorted(missing))}")
         else:
-            super_resolution(scale)
+            columns = [(f"zoo:sr_x{scale}_{loss}", f"zoo:sr_x{scale}_{loss}") for loss in ("pixel", "perceptual")]
+            super_resolution(scale, columns, HERE / f"super_resolution{'' if scale == 4 else f'_x{scale}'}.jpg")
 
 
 def stylebank() -> None:
@@ -167,15 +171,28 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", choices=FIGURES, default=FIGURES, help="remake only these figures (after a zoo change)"
     )
+    parser.add_argument(
+        "--sr-compare",
+        nargs="+",
+        metavar="OUT [LABEL=CKPT ...]",
+        help="write the SR crops of these checkpoints (at --scale) to OUT instead of the gallery: before/after",
+    )
+    parser.add_argument("--scale", type=int, default=4, help="the scale of --sr-compare's checkpoints")
     args = parser.parse_args()
+    flush_denormals()
+    torch.set_grad_enabled(False)
+    if args.sr_compare:
+        out, *specs = args.sr_compare
+        if not specs or any("=" not in spec for spec in specs):
+            parser.error(f"--sr-compare {' '.join(args.sr_compare)}: give OUT then one label=checkpoint per column")
+        super_resolution(args.scale, [tuple(spec.split("=", 1)) for spec in specs], Path(out))
+        return
     makers = {
         "style": style_transfer,
         "sr": super_resolution_panels,
         "stylebank": stylebank,
         "optimisation": lambda: feedforward_vs_optimisation(args.optimisation_steps),
     }
-    flush_denormals()
-    torch.set_grad_enabled(False)
     for figure in FIGURES:
         if figure in args.only:
             makers[figure]()

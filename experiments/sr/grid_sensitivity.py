@@ -26,19 +26,11 @@ from torch import Tensor
 
 from perceptual.data.sr import SRBenchmark
 from perceptual.inference.runner import load_net
+from perceptual.losses import periodic_part
 from perceptual.lossnet.vgg import LossNetwork
 
 LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 NOISE_DRAWS = 4
-
-
-def periodic_part(error: Tensor, period: int) -> Tensor:
-    """The component of ``error`` [3,H,W] that repeats exactly every ``period`` px (the mean over each pixel phase),
-    less its mean; H and W are multiples of ``period``."""
-    c, h, w = error.shape
-    phases = error.reshape(c, h // period, period, w // period, period).mean(dim=(1, 3), keepdim=True)
-    tile = phases - phases.mean(dim=(2, 4), keepdim=True)
-    return tile.expand(c, h // period, period, w // period, period).reshape(c, h, w)
 
 
 def costs(hr: Tensor, hr_features: dict[str, Tensor], perturbation: Tensor, lossnet: LossNetwork) -> dict[str, float]:

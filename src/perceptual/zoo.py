@@ -161,8 +161,10 @@ HEADLINE_FIGURES = (
     ("halo", "halo", "{:+.2f}"),
     ("set5_psnr", "Set5", "{:.2f} dB"),
     ("set5_sharpness", "sharpness", "{:.2f}"),
+    ("set5_grid", "grid", "{:.2f}"),
     ("set14_psnr", "Set14", "{:.2f} dB"),
     ("set14_sharpness", "sharpness", "{:.2f}"),
+    ("set14_grid", "grid", "{:.2f}"),
 )
 
 

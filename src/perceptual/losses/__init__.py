@@ -5,6 +5,7 @@ from perceptual.losses.contextual import ContextualLoss
 from perceptual.losses.criterion import LossOutput, PerceptualCriterion
 from perceptual.losses.feature import FeatureLoss, PixelLoss
 from perceptual.losses.gram import GramStyleLoss, gram_matrix
+from perceptual.losses.lattice import LatticeLoss, periodic_part, periodic_tile
 from perceptual.losses.tv import TotalVariationLoss, total_variation
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "ContextualLoss",
     "FeatureLoss",
     "GramStyleLoss",
+    "LatticeLoss",
     "LayerwiseLoss",
     "LossOutput",
     "LossTerm",
@@ -20,5 +22,7 @@ __all__ = [
     "Reference",
     "TotalVariationLoss",
     "gram_matrix",
+    "periodic_part",
+    "periodic_tile",
     "total_variation",
 ]
