@@ -50,5 +50,6 @@ class LatticeLoss(LossTerm):
     def forward(self, output: Features, reference: Mapping[str, Tensor] | None = None) -> Tensor:
         if reference is None:
             raise ValueError("LatticeLoss needs the target image (reference: target)")
-        error = output[PIXELS] - reference[PIXELS].to(output[PIXELS].dtype)
+        # in float32: the tile is a small difference of phase means that bf16 would round away
+        error = output[PIXELS].float() - reference[PIXELS].float()
         return periodic_tile(error, self.period).square().mean()
