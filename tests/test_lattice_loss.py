@@ -78,3 +78,13 @@ def test_the_preset_trains_an_sr_net_with_the_term_at_the_scale(tmp_path: Path) 
     assert cfg.loss.terms.lattice.period == 8 and set(cfg.loss.terms) == {"feature", "tv", "lattice"}
     metrics = train_run(tmp_path, "task=sr", "debug=fast", "trainer.max_steps=2", "loss=perceptual_lattice")
     assert metrics["train/lattice"] > 0
+
+
+def test_the_style_preset_compares_the_output_with_the_photo_at_the_nets_stride() -> None:
+    cfg = compose_config("train", "experiment=zoo_style", "loss=style_lattice")
+    assert set(cfg.loss.terms) == {"content", "style", "tv", "lattice"}
+    assert cfg.loss.terms.lattice.period == 4 and cfg.loss.terms.lattice.reference == "target"
+    assert (
+        cfg.loss.terms.style.layer_weights
+        == compose_config("train", "experiment=zoo_style").loss.terms.style.layer_weights
+    )
