@@ -11,11 +11,9 @@ over the image's cells. Its mean square costs nothing outside that ``3 period^2`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from torch import Tensor
 
-from perceptual.losses.base import PIXELS, Features, LossTerm, Reference
+from perceptual.losses.base import PIXELS, LayerwiseLoss, Reference
 
 
 def periodic_tile(error: Tensor, period: int) -> Tensor:
@@ -37,7 +35,7 @@ def periodic_part(error: Tensor, period: int) -> Tensor:
     return tile.repeat(*([1] * len(lead)), height // period, width // period)
 
 
-class LatticeLoss(LossTerm):
+class LatticeLoss(LayerwiseLoss):
     """Mean square of the error's ``period``-periodic part (:func:`periodic_tile`) against the aligned target:
     equal to the pixel loss restricted to patterns locked to the upsampling grid, averaged over the batch."""
 
@@ -47,9 +45,6 @@ class LatticeLoss(LossTerm):
             raise ValueError(f"lattice period={period}: give the net's upsampling factor (2 or more), e.g. ${{scale}}")
         self.period = int(period)
 
-    def forward(self, output: Features, reference: Mapping[str, Tensor] | None = None) -> Tensor:
-        if reference is None:
-            raise ValueError("LatticeLoss needs the target image (reference: target)")
+    def compare(self, output: Tensor, reference: Tensor) -> Tensor:
         # in float32: the tile is a small difference of phase means that bf16 would round away
-        error = output[PIXELS].float() - reference[PIXELS].float()
-        return periodic_tile(error, self.period).square().mean()
+        return periodic_tile(output.float() - reference.float(), self.period).square().mean()
