@@ -227,10 +227,22 @@ def ddp_strategy(strategy: Any, task: TransformTask) -> Any:
     return strategy
 
 
+def check_schedule_length(cfg: DictConfig) -> None:
+    """A schedule that spans ``trainer.max_steps`` (``scheduler=cosine``) needs a run bounded in steps: at -1 the
+    cosine would swing between the full rate and 0 from one step to the next."""
+    scheduler = cfg.task.get("scheduler")
+    spans_the_run = scheduler is not None and "trainer.max_steps" in OmegaConf.to_yaml(scheduler)  # not resolved
+    if spans_the_run and cfg.trainer.max_steps < 1:
+        raise ConfigError(
+            f"task.scheduler spans trainer.max_steps, which is {cfg.trainer.max_steps}; set trainer.max_steps=<steps>"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run ``trainer.fit`` for the composed config; return the final logged metrics."""
     cfg = with_trainer_precision(cfg)
     check_types(cfg)
+    check_schedule_length(cfg)
     flush_denormals()
     set_numerics(bool(cfg.trainer.get("deterministic", False)))
     pl.seed_everything(cfg.seed, workers=True)
