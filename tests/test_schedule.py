@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
-from conftest import compose_config, train_run
+from conftest import REPO, compose_config, train_run
 from perceptual.errors import ConfigError
 from perceptual.training import train
 
@@ -29,3 +30,20 @@ def test_a_run_without_a_step_bound_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"set trainer\.max_steps"):
         train(cfg)
     assert not any(tmp_path.iterdir())
+
+
+def reproducing_command(command: str, steps: int) -> str:
+    """experiments/zoo/pack.py's rewrite of a GPU run's command into the one its zoo entry records."""
+    spec = importlib.util.spec_from_file_location("zoo_pack", REPO / "experiments" / "zoo" / "pack.py")
+    pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack)
+    return pack.reproducing_command(command, steps)
+
+
+@pytest.mark.parametrize(("reached", "t_max"), [(1900, 2000), (2000, 2000)])
+def test_a_zoo_entrys_command_replays_the_schedule_of_a_run_cut_short(reached: int, t_max: int) -> None:
+    command = "python src/train.py scheduler=cosine trainer.max_steps=2000 experiment=zoo_style hydra.run.dir=/tmp/r"
+    replay = reproducing_command(f"{command} trainer.max_time=00:00:07:40", reached)
+    assert "max_time" not in replay and "hydra.run.dir" not in replay
+    cfg = compose_config("train", *replay.split()[2:])
+    assert cfg.trainer.max_steps == reached and cfg.task.scheduler.T_max == t_max

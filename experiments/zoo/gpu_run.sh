@@ -2,8 +2,10 @@
 # Train the zoo on one GPU machine in one go: six style nets, x4/x8 super-resolution nets (perceptual and pixel) and
 # a six-style StyleBank followed by one style added incrementally, all side by side (each training step alone is
 # launch-bound, so one GPU serves them together; CUDA MPS lets their kernels overlap where the machine has it).
-# Every run stops at a wall-time limit with a final checkpoint; the runs are packed into zoo entries (fp16) in a few
-# tar files under $OUT, also once halfway as insurance.
+# Every run plans its steps from the rate measured with all of them side by side, anneals its learning rate to 0
+# over them (scheduler=cosine: the CPU fine-tunes settled lower with it), and stops at a wall-time limit should the
+# GPU be slower; the runs are packed into zoo entries (fp16) in a few tar files under $OUT, also once halfway as
+# insurance.
 #   bash ../shared/gpu/bundle.sh --sr                  # here: photos, styles, Set5/Set14, HED weights, wheels
 #   bash experiments/zoo/gpu_run.sh [SECONDS] [--dry]   # there, from the project root (SECONDS: the whole run)
 # --dry: a few steps of each run on the CPU, to check the script itself.
@@ -44,10 +46,19 @@ else
 fi
 echo "[$(elapsed) s] hardware: $HW"
 
-# run NAME SECONDS DESCRIPTION TRAINED_ON SHARED_WITH ARGS...: train until the time limit, then record how it ended.
+# Steps per second of each kind of run with all eleven side by side (one H200, CUDA MPS, 2026-12-04;
+# experiments/zoo/README.md). A run plans 95 % of rate x seconds, so that its anneal ends before the time limit.
+STYLE_RATE=${STYLE_RATE:-4.2}; SR_PERCEPTUAL_RATE=${SR_PERCEPTUAL_RATE:-6.8}; SR_PIXEL_RATE=${SR_PIXEL_RATE:-8.2}
+STYLEBANK_RATE=${STYLEBANK_RATE:-5.4}
+planned_steps() { python3 -c "import sys; print(max(1, int(0.95 * float(sys.argv[1]) * float(sys.argv[2]))))" "$1" "$2"; }
+
+# run NAME SECONDS RATE DESCRIPTION TRAINED_ON SHARED_WITH ARGS...: train the steps that RATE (steps/s) fits in
+# SECONDS with the rate annealed over them, stopping at the time limit if slower; then record how it ended.
 run() {
-  local name=$1 seconds=$2 description=$3 trained_on=$4 shared=$5; shift 5
-  local args="$*" limit; limit=$(printf "00:00:%02d:%02d" $((seconds / 60)) $((seconds % 60)))
+  local name=$1 seconds=$2 rate=$3 description=$4 trained_on=$5 shared=$6; shift 6
+  local steps; steps=$(planned_steps "$rate" "$seconds")
+  local args="scheduler=cosine trainer.max_steps=$steps $*" limit
+  limit=$(printf "00:00:%02d:%02d" $((seconds / 60)) $((seconds % 60)))
   local command="python src/train.py $args"
   python3 - "$RUNS/$name.json" "$name" "$RUNS/$name" "$description" "$trained_on" "$shared" "$command" <<'PY'
 import json, sys, time
@@ -80,21 +91,22 @@ startup=60; finish=$((deadline - 50))                   # 50 s left for the last
 train_s=$((finish - $(date +%s) - startup))
 photos="BSDS500 train+test (400 photos, 288 px short side), 256 px crops"
 for style in candy starry_night mosaic udnie the_scream rain_princess; do
-  run "$style" "$train_s" "Johnson et al. style net for ${style}, paper-scale recipe on a GPU" "$photos" "$shared" \
+  run "$style" "$train_s" "$STYLE_RATE" "Johnson et al. style net for ${style}, paper-scale recipe on a GPU" "$photos" "$shared" \
     experiment=zoo_style_gpu "$P" 'style=$GPU_STYLES/'"$style.jpg" $common &
 done
 sr_photos="BSDS500 train+test (400 photos, 288 px short side), 288 px HR crops, blur sigma 1 + MATLAB bicubic"
 for scale in 4 8; do
   for loss in perceptual pixel; do
-    run "sr_x${scale}_${loss}" "$train_s" "Johnson et al. x${scale} SR net, ${loss} loss, paper-scale crops on a GPU" \
+    rate=$SR_PIXEL_RATE; [ "$loss" = perceptual ] && rate=$SR_PERCEPTUAL_RATE
+    run "sr_x${scale}_${loss}" "$train_s" "$rate" "Johnson et al. x${scale} SR net, ${loss} loss, paper-scale crops on a GPU" \
       "$sr_photos" "$shared" experiment=zoo_sr_gpu scale=$scale loss=$loss "$P" 'paths.benchmark_dir=$GPU_SR' $sr_common &
   done
 done
 joint='"[$GPU_STYLES/mosaic.jpg,$GPU_STYLES/wave.jpg,$GPU_STYLES/udnie.jpg,$GPU_STYLES/la_muse.jpg,$GPU_STYLES/composition_vii.jpg,$GPU_STYLES/feathers.jpg]"'
 (
-  run stylebank_joint $((train_s * 2 / 3)) "StyleBank, six styles jointly" "$photos" "$shared" \
+  run stylebank_joint $((train_s * 2 / 3)) "$STYLEBANK_RATE" "StyleBank, six styles jointly" "$photos" "$shared" \
     experiment=zoo_stylebank_gpu "$P" "data.styles=$joint" $common
-  run stylebank $((finish - $(date +%s) - startup / 2)) \
+  run stylebank $((finish - $(date +%s) - startup / 2)) "$STYLEBANK_RATE" \
     "StyleBank: mosaic, wave, udnie, la_muse, composition_vii, feathers jointly, then the_scream added incrementally" \
     "$photos" "$shared" experiment=zoo_stylebank_gpu task=stylebank_incremental "$P" \
     "init_ckpt=$RUNS/stylebank_joint/checkpoints/last.ckpt" 'data.styles="[$GPU_STYLES/the_scream.jpg]"' $common

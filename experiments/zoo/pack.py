@@ -2,7 +2,7 @@
 
 Each manifest (written by ``gpu_run.sh`` per run) names the run directory, the entry's name and description, the
 command that trained it and its start and end times; the entry gets the step count of the run's ``last.ckpt`` and a
-command that reproduces exactly that many steps. Runs that wrote no checkpoint are reported and skipped.
+command that reproduces exactly that many steps, on the same learning-rate schedule. Runs that wrote no checkpoint are reported and skipped.
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ from perceptual.zoo import save_entry
 
 
 def reproducing_command(command: str, steps: int) -> str:
-    """The run's command with its time limit replaced by the steps it reached (what someone else can re-run)."""
+    """The run's command with its time limit and planned steps replaced by the steps it reached (what someone else
+    can re-run). A run stopped by its time limit before its planned steps keeps the planned length of its schedule,
+    so that the re-run's learning rate follows the same curve."""
     words = [w for w in command.split() if not w.startswith(("trainer.max_time=", "hydra.run.dir="))]
+    planned = [int(w.split("=", 1)[1]) for w in words if w.startswith("trainer.max_steps=")]
+    words = [w for w in words if not w.startswith("trainer.max_steps=")]
+    if planned and planned[-1] != steps and "scheduler=cosine" in words:
+        words.append(f"task.scheduler.T_max={planned[-1]}")
     return " ".join([*words, f"trainer.max_steps={steps}"])
 
 
