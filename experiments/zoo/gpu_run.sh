@@ -89,10 +89,12 @@ P='data.root=$GPU_PHOTOS loss_net.weights=$GPU_VGG'
 shared="trained alongside 5 other style nets, 4 SR nets and a StyleBank on the same GPU"
 startup=60; finish=$((deadline - 50))                   # 50 s left for the last checkpoints and packing
 train_s=$((finish - $(date +%s) - startup))
+runs=()
 photos="BSDS500 train+test (400 photos, 288 px short side), 256 px crops"
 for style in candy starry_night mosaic udnie the_scream rain_princess; do
   run "$style" "$train_s" "$STYLE_RATE" "Johnson et al. style net for ${style}, paper-scale recipe on a GPU" "$photos" "$shared" \
     experiment=zoo_style_gpu "$P" 'style=$GPU_STYLES/'"$style.jpg" $common &
+  runs+=($!)
 done
 sr_photos="BSDS500 train+test (400 photos, 288 px short side), 288 px HR crops, blur sigma 1 + MATLAB bicubic"
 for scale in 4 8; do
@@ -100,6 +102,7 @@ for scale in 4 8; do
     rate=$SR_PIXEL_RATE; [ "$loss" = perceptual ] && rate=$SR_PERCEPTUAL_RATE
     run "sr_x${scale}_${loss}" "$train_s" "$rate" "Johnson et al. x${scale} SR net, ${loss} loss, paper-scale crops on a GPU" \
       "$sr_photos" "$shared" experiment=zoo_sr_gpu scale=$scale loss=$loss "$P" 'paths.benchmark_dir=$GPU_SR' $sr_common &
+    runs+=($!)
   done
 done
 joint='"[$GPU_STYLES/mosaic.jpg,$GPU_STYLES/wave.jpg,$GPU_STYLES/udnie.jpg,$GPU_STYLES/la_muse.jpg,$GPU_STYLES/composition_vii.jpg,$GPU_STYLES/feathers.jpg]"'
@@ -111,12 +114,13 @@ joint='"[$GPU_STYLES/mosaic.jpg,$GPU_STYLES/wave.jpg,$GPU_STYLES/udnie.jpg,$GPU_
     "$photos" "$shared" experiment=zoo_stylebank_gpu task=stylebank_incremental "$P" \
     "init_ckpt=$RUNS/stylebank_joint/checkpoints/last.ckpt" 'data.styles="[$GPU_STYLES/the_scream.jpg]"' $common
 ) &
+runs+=($!)
 
 sleep $(( (finish - $(date +%s)) / 2 )) && [ "$DRY" != --dry ] && { echo "[$(elapsed) s] halfway snapshot"; nvidia-smi; pack; } &
 # Watchdog: whatever still trains at the finish line is stopped (its last periodic checkpoint is packed).
 ( while [ "$(date +%s)" -lt $((finish + 15)) ]; do sleep 5; done; pkill -f 'src/train.py' && echo "[$(elapsed) s] watchdog stopped late runs" ) &
 watchdog=$!
-while pgrep -f 'src/train.py' >/dev/null; do sleep 5; done
+wait "${runs[@]}"   # the runs themselves: a process search could look before the first one has started
 kill $watchdog 2>/dev/null
 pack
 for log in "$RUNS"/*.log; do echo "== $(basename "$log"): $(grep -o 'finished at step [0-9]*' "$log" | tail -1)"; grep -i -m3 'error\|traceback' "$log"; done
