@@ -2,7 +2,8 @@
 
 Each manifest (written by ``gpu_run.sh`` per run) names the run directory, the entry's name and description, the
 command that trained it and its start and end times; the entry gets the step count of the run's ``last.ckpt`` and a
-command that reproduces exactly that many steps, on the same learning-rate schedule. Runs that wrote no checkpoint are reported and skipped.
+command that reproduces exactly that many steps, on the same learning-rate schedule. Runs that wrote no checkpoint
+are reported and skipped.
 """
 
 from __future__ import annotations
