@@ -12,6 +12,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -56,13 +57,18 @@ def train_run(output_dir: Path, *overrides: str) -> dict[str, float]:
     return train(compose_config("train", *overrides, output_dir=output_dir))
 
 
+def script_module(path: str) -> ModuleType:
+    """The repository's script at ``path`` (``src/train.py``, ``experiments/zoo/pack.py``), imported as a module."""
+    spec = importlib.util.spec_from_file_location(f"script_{path.replace('/', '_')[:-3]}", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.cache
 def entry_point(script: str) -> Callable[[DictConfig], Any]:
     """The Hydra ``main`` of ``src/<script>``."""
-    spec = importlib.util.spec_from_file_location(f"entry_point_{Path(script).stem}", REPO / "src" / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return script_module(f"src/{script}").main
 
 
 def run_entry_point(script: str, cfg: DictConfig) -> int:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import itertools
 import math
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 from hydra.utils import instantiate
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import REPO, compose_config, error_lines, save_net, train_run, write_images
+from conftest import compose_config, error_lines, save_net, script_module, train_run, write_images
 from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import builtin_image
 from perceptual.errors import DataError
@@ -178,11 +178,8 @@ def test_checkpoints_that_cannot_rebuild_their_criterion_say_what_they_lack(tmp_
         rebuild_criterion(read_checkpoint(style_run / "checkpoints" / "last.ckpt"), bank=1)
 
 
-def parity_script():
-    spec = importlib.util.spec_from_file_location("parity_script", REPO / "experiments" / "style_quality" / "parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def parity_script() -> ModuleType:
+    return script_module("experiments/style_quality/parity.py")
 
 
 def test_parity_script_ends_with_the_summary_line(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, compose_config, train_run
+from conftest import compose_config, script_module, train_run
 from perceptual.errors import ConfigError
 from perceptual.training import train
 
@@ -34,10 +33,7 @@ def test_a_run_without_a_step_bound_is_a_one_line_error(tmp_path: Path) -> None:
 
 def reproducing_command(command: str, steps: int) -> str:
     """experiments/zoo/pack.py's rewrite of a GPU run's command into the one its zoo entry records."""
-    spec = importlib.util.spec_from_file_location("zoo_pack", REPO / "experiments" / "zoo" / "pack.py")
-    pack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pack)
-    return pack.reproducing_command(command, steps)
+    return script_module("experiments/zoo/pack.py").reproducing_command(command, steps)
 
 
 @pytest.mark.parametrize(("reached", "t_max"), [(1900, 2000), (2000, 2000)])
