@@ -6,7 +6,7 @@
 # over them (scheduler=cosine: the CPU fine-tunes settled lower with it), and stops at a wall-time limit should the
 # GPU be slower; the runs are packed into zoo entries (fp16) in a few tar files under $OUT, also once halfway as
 # insurance.
-#   bash ../shared/gpu/bundle.sh --sr                  # here: photos, styles, Set5/Set14, HED weights, wheels
+#   PHOTOS=300 bash ../shared/gpu/bundle.sh            # here: photos, styles, HED weights, wheels (--sr: Set5/Set14)
 #   bash experiments/zoo/gpu_run.sh [SECONDS] [--dry]   # there, from the project root (SECONDS: the whole run)
 # --dry: a few steps of each run on the CPU, to check the script itself.
 set -uo pipefail
@@ -90,18 +90,21 @@ shared="trained alongside 5 other style nets, 4 SR nets and a StyleBank on the s
 startup=60; finish=$((deadline - 50))                   # 50 s left for the last checkpoints and packing
 train_s=$((finish - $(date +%s) - startup))
 runs=()
-photos="BSDS500 train+test (400 photos, 288 px short side), 256 px crops"
+n_photos=$(ls "$GPU_PHOTOS" | wc -l)
+photos="BSDS500 train+test ($n_photos photos, 288 px short side), 256 px crops"
 for style in candy starry_night mosaic udnie the_scream rain_princess; do
   run "$style" "$train_s" "$STYLE_RATE" "Johnson et al. style net for ${style}, paper-scale recipe on a GPU" "$photos" "$shared" \
     experiment=zoo_style_gpu "$P" 'style=$GPU_STYLES/'"$style.jpg" $common &
   runs+=($!)
 done
-sr_photos="BSDS500 train+test (400 photos, 288 px short side), 288 px HR crops, blur sigma 1 + MATLAB bicubic"
+sr_photos="BSDS500 train+test ($n_photos photos, 288 px short side), 288 px HR crops, blur sigma 1 + MATLAB bicubic"
+sr_val='paths.benchmark_dir=$GPU_SR'   # Set5/Set14 validation; without .gpu/sr (left out for size) the held-out crops only
+[ -d .gpu/sr ] || { sr_val="'~data.val_sets.set5' '~data.val_sets.set14'"; echo "no .gpu/sr: SR runs validate on held-out crops only"; }
 for scale in 4 8; do
   for loss in perceptual pixel; do
     rate=$SR_PIXEL_RATE; [ "$loss" = perceptual ] && rate=$SR_PERCEPTUAL_RATE
     run "sr_x${scale}_${loss}" "$train_s" "$rate" "Johnson et al. x${scale} SR net, ${loss} loss, paper-scale crops on a GPU" \
-      "$sr_photos" "$shared" experiment=zoo_sr_gpu scale=$scale loss=$loss "$P" 'paths.benchmark_dir=$GPU_SR' $sr_common &
+      "$sr_photos" "$shared" experiment=zoo_sr_gpu scale=$scale loss=$loss "$P" "$sr_val" $sr_common &
     runs+=($!)
   done
 done
