@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from torchvision.models import vgg
 from perceptual.errors import ConfigError, WeightsUnavailableError
 from perceptual.lossnet import hed
 from perceptual.lossnet import weights as lossnet
+from perceptual.lossnet.compact import compact_name, remake, write_compact
+from perceptual.lossnet.hed import sha256_of
 from perceptual.lossnet.vgg import LossNetwork, WindowMaxPool, vgg_layer_names
 
 # (layer, channels, stride) for VGG-16
@@ -133,3 +136,31 @@ def test_missing_weights_file_and_unknown_layer_are_config_errors(tmp_path) -> N
         LossNetwork(["relu2_2"], weights=str(tmp_path / "nope.pth"))
     with pytest.raises(ConfigError, match="unknown vgg16 layer 'relu5_4'"):
         LossNetwork(["relu5_4"], weights="random")
+
+
+def test_compact_copy_is_byte_reproducible_float16_and_loads_as_its_source(tmp_path: Path) -> None:
+    first = write_compact(tmp_path / "a", "random", layer="relu2_2")
+    second = write_compact(tmp_path / "b", "random", layer="relu2_2")
+    assert first.name == "vgg16_random_relu2_2.pth" and first.read_bytes() == second.read_bytes()
+    state = torch.load(first, weights_only=True)
+    assert sorted(state) == sorted(f"features.{i}.{p}" for i in (0, 2, 5, 7) for p in ("weight", "bias"))
+    assert all(value.dtype == torch.float16 for value in state.values())
+    source = LossNetwork(["relu2_2"], weights="random").features
+    copy = LossNetwork(["relu2_2"], weights=first).features
+    for original, loaded in zip(source.state_dict().values(), copy.state_dict().values()):
+        torch.testing.assert_close(loaded, original.half().float(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="give hed, imagenet or random"):
+        compact_name("coco")
+
+
+def test_a_missing_compact_copy_is_remade_only_when_its_checksum_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    original = write_compact(tmp_path / "gone", "random", layer="relu1_2")
+    digest = sha256_of(original)
+    original.unlink()
+    remade = remake(original, digest)
+    assert remade is not None and remade != original and sha256_of(remade) == digest
+    assert remake(original, "0" * 64) is None  # same name, other content: not the recorded file
+    assert remake(tmp_path / "gone" / "my_weights.pth", digest) is None  # not named as a compact copy

@@ -6,6 +6,7 @@ import csv
 import itertools
 import math
 import re
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -19,14 +20,19 @@ from perceptual.checkpoints import build_net, read_checkpoint
 from perceptual.data.sample import builtin_image
 from perceptual.errors import DataError
 from perceptual.evaluation.parity import (
+    LbfgsCurve,
     equivalent_iterations,
     format_iterations,
     lbfgs_curve,
+    machine,
+    mean_curve,
     measure,
     rebuild_criterion,
 )
+from perceptual.imaging.io import save_image
 from perceptual.losses import FeatureLoss, GramStyleLoss, PerceptualCriterion, TotalVariationLoss
 from perceptual.losses.builder import build_criterion
+from perceptual.lossnet.compact import write_compact
 from perceptual.lossnet.vgg import LossNetwork
 
 # Not the defaults, so that a criterion rebuilt from defaults instead of the checkpoint would differ.
@@ -95,6 +101,9 @@ def test_lbfgs_curve_is_stored_and_reused_only_for_the_same_criterion_and_photo(
     ]:
         with pytest.raises(AssertionError, match="L-BFGS ran"):
             lbfgs_curve(criterion, photo, steps=steps, seed=seed, cache=cache)
+    monkeypatch.setattr("perceptual.evaluation.parity.machine", lambda device: "another CPU, torch 2.x")
+    with pytest.raises(AssertionError, match="L-BFGS ran"):  # curves differ between machines: never shared
+        lbfgs_curve(tiny_criterion(), tiny_photo(), steps=5, cache=cache)
 
 
 def test_equivalent_iterations_on_constructed_curves() -> None:
@@ -121,6 +130,28 @@ def test_measure_reports_the_net_objective_and_the_curve_at_each_count() -> None
     assert result.lbfgs[4] == result.curve[3]
     assert result.feed_forward == pytest.approx(criterion(photo.flip(-1), target=photo).total.item())
     assert result.iterations == equivalent_iterations([1, 2, 3, 4], result.curve, result.feed_forward, result.initial)
+
+
+def test_mean_curve_is_the_geometric_mean_per_iteration() -> None:
+    image = torch.zeros(1, 3, 2, 2)
+    curves = [LbfgsCurve(4.0, [1.0, 0.5], image), LbfgsCurve(1.0, [0.25, 0.02], image.clone(), cached=True)]
+    mean = mean_curve(curves)
+    assert mean.initial == pytest.approx(2.0) and mean.losses == pytest.approx([0.5, 0.1])
+    assert mean.image is curves[0].image and not mean.cached
+    assert mean_curve(curves[1:]).losses == pytest.approx(curves[1].losses) and mean_curve(curves[1:]).cached
+
+
+def test_measure_averages_the_curves_of_several_noise_starts() -> None:
+    criterion, photo = tiny_criterion(), tiny_photo()
+    output = photo.flip(-1)
+    runs = [lbfgs_curve(criterion, photo, steps=4, seed=seed) for seed in (0, 1)]
+    assert runs[0].losses != runs[1].losses  # the starts differ, and so do their curves
+    result = measure(criterion, photo, output, counts=[4], seeds=[0, 1])
+    assert result.curve == pytest.approx(mean_curve(runs).losses, rel=1e-4)
+    from_photo = measure(criterion, photo, output, counts=[4], init="content", seeds=[0, 1])
+    assert from_photo.curve == measure(criterion, photo, output, counts=[4], init="content").curve
+    with pytest.raises(DataError, match="at least one seed"):
+        measure(criterion, photo, output, counts=[4], seeds=[])
 
 
 def training_criterion(output_dir: Path, *overrides: str) -> PerceptualCriterion:
@@ -178,6 +209,45 @@ def test_checkpoints_that_cannot_rebuild_their_criterion_say_what_they_lack(tmp_
         rebuild_criterion(read_checkpoint(style_run / "checkpoints" / "last.ckpt"), bank=1)
 
 
+def test_rebuilt_criterion_finds_weights_and_style_that_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run trained on an offline machine records paths that do not exist elsewhere: a compact copy of the loss
+    network is remade and checked by its SHA-256, any other weights file is asked for, and so is the style image."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    offline = tmp_path / "offline"
+    compact = write_compact(offline, "random", layer="relu4_3")
+    other = offline / "my_vgg.pth"
+    style = offline / "style.png"
+    torch.save({key: 1.5 * value for key, value in torch.load(compact).items()}, other)  # weights of its own
+    save_image(builtin_image("coffee")[:, :40, :40], style)
+    overrides = (*STYLE_OVERRIDES, f"style={style}")
+    runs = {}
+    for weights in (compact, other):
+        run, run_overrides = tmp_path / weights.stem, (*overrides, f"loss_net.weights={weights}")
+        train_run(run, *run_overrides)
+        runs[weights.name] = read_checkpoint(run / "checkpoints" / "last.ckpt"), training_criterion(run, *run_overrides)
+    moved = tmp_path / "moved"
+    shutil.copytree(offline, moved)
+    shutil.rmtree(offline)
+
+    checkpoint, training = runs[compact.name]
+    with pytest.raises(DataError, match=r"trained on the style image .*style\.png, which is not on this machine"):
+        rebuild_criterion(checkpoint, source="offline.ckpt")
+    rebuilt = rebuild_criterion(checkpoint, style=str(moved / "style.png"))
+    assert Path(rebuilt.loss_net.source.file).parent == tmp_path / "torch_home" / "hub" / "checkpoints" / "compact"
+    photo = tiny_photo(32)
+    with torch.no_grad():
+        output = build_net(checkpoint)(photo)
+    assert_same_objective(training, rebuilt, output, photo)
+
+    checkpoint, _ = runs[other.name]
+    with pytest.raises(DataError, match=r"my_vgg\.pth \(SHA-256 [0-9a-f]{12}\.\.\.\), which is not on this machine"):
+        rebuild_criterion(checkpoint, style="coffee", source="offline.ckpt")
+    copy = str(moved / other.name)
+    assert rebuild_criterion(checkpoint, style="coffee", loss_net_weights=copy).loss_net.source.file == copy
+    with pytest.raises(DataError, match="provide the same weights file"):
+        rebuild_criterion(checkpoint, style="coffee", loss_net_weights=str(moved / compact.name))
+
+
 def parity_script() -> ModuleType:
     return script_module("experiments/style_quality/parity.py")
 
@@ -189,7 +259,7 @@ def test_parity_script_ends_with_the_summary_line(
     out = tmp_path / "out"
     ckpt = str(style_run / "checkpoints" / "last.ckpt")
     args = ["--ckpt", ckpt, "--photos", str(tmp_path / "photos"), "--size", "16", "--iterations", "3,100"]
-    args += ["--device", "cpu", "--cache", str(tmp_path / "curves")]
+    args += ["--device", "cpu", "--cache", str(tmp_path / "curves"), "--seeds", "1,0"]
     parity_script().main([*args, "--out", str(out)])
     lines = capsys.readouterr().out.strip().splitlines()
     parity_script().main([*args, "--out", str(tmp_path / "again")])
@@ -201,7 +271,10 @@ def test_parity_script_ends_with_the_summary_line(
     assert [row["photo"] for row in rows] == [path.stem for path in photos] + ["median"]
     assert float(match[2]) == pytest.approx(float(rows[-1]["feed_forward"]), rel=1e-3)
     assert float(match[3]) == pytest.approx(float(rows[-1]["lbfgs100"]), rel=1e-3)
-    assert match[1] == rows[-1]["iterations"] and rows[0]["init"] == "noise"
+    assert match[1] == rows[-1]["iterations"] and rows[0]["init"] == "noise" and rows[0]["seeds"] == "0,1"
+    assert "L-BFGS from noise (seeds 0,1: the geometric mean of their curves)" in lines[0]
+    assert {row["machine"] for row in rows} == {machine(torch.device("cpu"))} and "torch" in rows[0]["machine"]
+    assert any(line.startswith(f"L-BFGS curves on {rows[0]['machine']} ") for line in lines)
     assert (out / "parity.png").is_file() and (out / f"{photos[0].stem}_net.png").is_file()
 
 

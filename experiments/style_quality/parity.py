@@ -4,13 +4,16 @@ criterion that reaches the objective of the net's output, per photo and as a med
     python experiments/style_quality/parity.py --ckpt outputs/style/<run>/checkpoints/last.ckpt --photos photos/
     python experiments/style_quality/parity.py --ckpt zoo:stylebank --bank 0 --size 128 --iterations 10,25,50
 
-The criterion is rebuilt from the checkpoint (run config, style image, loss-network weights). Photos are resized to
---size on the shorter side and centre-cropped to a multiple of the net's stride. L-BFGS starts from uniform noise
-(the paper's initialisation; --init content starts from the photo). Prints a table, writes parity.csv, parity.png and
-the images into --out, and ends with one line:
+The criterion is rebuilt from the checkpoint (run config, style image, loss-network weights). Where a recorded path
+is not on this machine, --style and --loss-net-weights take copies (checked by SHA-256); a compact copy of the loss
+network (perceptual.lossnet.compact) is remade by itself. Photos are resized to --size on the shorter side and
+centre-cropped to a multiple of the net's stride. L-BFGS starts from uniform noise (the paper's initialisation;
+--seeds 0,1,2 averages the curves of three noise starts, steadier than one; --init content starts from the photo).
+Prints a table, writes parity.csv, parity.png and the images into --out, and ends with one line:
     parity <name> iterations=<median> ff=<median objective> lbfgs100=<median objective after 100 iterations>
-L-BFGS curves are stored in --cache and reused for any net measured on the same criterion, photos and start (the
-checkpoints of one run, fine-tunes of a recipe): each further net costs one forward pass per photo.
+L-BFGS curves are stored in --cache and reused for any net measured on the same criterion, photos, start and machine
+(the checkpoints of one run, fine-tunes of a recipe): each further net costs one forward pass per photo. The curves
+differ a little between machines (the table and the CSV name the machine): compare nets on one machine's curves.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from perceptual.evaluation.parity import (
     DEFAULT_ITERATIONS,
     PhotoParity,
     format_iterations,
+    machine,
     measure,
     median,
     prepare_photo,
@@ -44,14 +48,25 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED_CONTENT = REPO.parent / "shared" / "data" / "content"
 
 
-def iteration_counts(text: str) -> list[int]:
+def integer_list(text: str, least: int, example: str) -> list[int]:
+    """A comma-separated list of integers of at least ``least``, sorted and without repeats."""
     try:
-        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of counts, e.g. 25,50,100") from None
-    if not counts or counts[0] < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive iteration counts, e.g. 25,50,100,200,400")
-    return counts
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. {example}"
+        ) from None
+    if not values or values[0] < least:
+        raise argparse.ArgumentTypeError(f"{text!r}: give integers of at least {least}, e.g. {example}")
+    return values
+
+
+def iteration_counts(text: str) -> list[int]:
+    return integer_list(text, 1, "25,50,100,200,400")
+
+
+def seed_list(text: str) -> list[int]:
+    return integer_list(text, 0, "0,1,2")
 
 
 def run_name(ckpt: str, bank: int | None) -> str:
@@ -67,17 +82,26 @@ def run_name(ckpt: str, bank: int | None) -> str:
     return name if bank is None else f"{name}:bank{bank}"
 
 
-def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], init: str) -> None:
+def start_text(init: str, seeds: Sequence[int]) -> str:
+    """The L-BFGS start as the table and the plot name it."""
+    if init == "content" or len(seeds) == 1:
+        return init if init == "content" else f"noise (seed {seeds[0]})"
+    return f"noise (seeds {','.join(map(str, seeds))}: the geometric mean of their curves)"
+
+
+def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], start: Sequence[str]) -> None:
+    """One row per photo and one of medians; ``start`` is (init, seeds, machine), the same on every row."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["photo", "init", "feed_forward", "initial", *(f"lbfgs{k}" for k in counts), "iterations"])
+        values = ["feed_forward", "initial", *(f"lbfgs{k}" for k in counts), "iterations"]
+        writer.writerow(["photo", *values, "init", "seeds", "machine"])
         for r in results:
             values = [r.feed_forward, r.initial, *(r.lbfgs[k] for k in counts)]
-            writer.writerow([r.name, init, *(f"{v:.6g}" for v in values), format_iterations(r.iterations, counts)])
+            writer.writerow([r.name, *(f"{v:.6g}" for v in values), format_iterations(r.iterations, counts), *start])
         medians = [median([getattr(r, key) for r in results]) for key in ("feed_forward", "initial")]
         medians += [median([r.lbfgs[k] for r in results]) for k in counts]
         iterations = format_iterations(median([r.iterations for r in results]), counts)
-        writer.writerow(["median", init, *(f"{v:.6g}" for v in medians), iterations])
+        writer.writerow(["median", *(f"{v:.6g}" for v in medians), iterations, *start])
 
 
 def plot(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], title: str) -> None:
@@ -111,11 +135,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--iterations", type=iteration_counts, default=list(DEFAULT_ITERATIONS), help="counts to record (25,...,400)"
     )
     parser.add_argument("--init", choices=("noise", "content"), default="noise", help="L-BFGS start (paper: noise)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise start")
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=[0],
+        help="noise starts whose L-BFGS curves are averaged (default 0; 0,1,2: steadier, three times the time)",
+    )
     parser.add_argument("--bank", type=int, help="StyleBank checkpoints: the bank (style) to measure (default 0)")
     parser.add_argument("--style", help="the style image, where the recorded path does not resolve here")
     parser.add_argument(
         "--out", type=Path, help="folder for parity.csv, parity.png and images (default outputs/parity/)"
+    )
+    parser.add_argument(
+        "--loss-net-weights", help="a copy of the loss network's weights file, where the recorded path is not here"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument(
@@ -132,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with report_errors():
         checkpoint = read_checkpoint(args.ckpt)
-        criterion = rebuild_criterion(checkpoint, bank=args.bank, style=args.style, source=args.ckpt)
+        criterion = rebuild_criterion(
+            checkpoint, bank=args.bank, style=args.style, source=args.ckpt, loss_net_weights=args.loss_net_weights
+        )
         net = build_net(checkpoint)
         runner = Runner(net, device=args.device)
         criterion = criterion.to(runner.device)
@@ -141,7 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not paths:
             raise DataError(f"no images in {', '.join(map(str, args.photos))}; pass --photos <folder or files>")
         counts = args.iterations
-        print(f"{name}: L-BFGS from {args.init}, {max(counts)} iterations, photos at {args.size} px shorter side")
+        curves_from = machine(runner.device)
+        start = start_text(args.init, args.seeds)
+        print(f"{name}: L-BFGS from {start}, {max(counts)} iterations, photos at {args.size} px shorter side")
+        print(f"L-BFGS curves on {curves_from} (they differ a little between machines)")
         print(f"| photo | size | net | {' | '.join(f'L-BFGS {k}' for k in counts)} | equivalent iterations |")
         print(f"|---|---|---|{'---|' * len(counts)}---|")
         results = []
@@ -149,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             photo = prepare_photo(load_image(path), args.size, net.capabilities.stride).to(runner.device)
             output = stylise(photo).to(runner.device)
             cache = None if args.no_cache else args.cache
-            result = measure(criterion, photo, output, counts, args.init, args.seed, name=path.stem, cache=cache)
+            result = measure(criterion, photo, output, counts, args.init, args.seeds, path.stem, cache)
             results.append(result)
             size = "x".join(map(str, photo.shape[-2:]))
             values = " | ".join(f"{result.lbfgs[k]:.4g}" for k in counts)
@@ -162,8 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         feed_forward = median([r.feed_forward for r in results])
         print(f"| median | | {feed_forward:.4g} | {values} | {iterations} |")
         out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "parity.csv", results, counts, args.init)
-        plot(out / "parity.png", results, counts, f"{name}: L-BFGS from {args.init} vs the net")
+        seeds = ",".join(map(str, args.seeds if args.init == "noise" else args.seeds[:1]))
+        write_csv(out / "parity.csv", results, counts, (args.init, seeds, curves_from))
+        plot(out / "parity.png", results, counts, f"{name}: L-BFGS from {start} vs the net")
         print(f"wrote {out / 'parity.csv'} and {out / 'parity.png'}")
     print(summary_line(name, results, counts))
 

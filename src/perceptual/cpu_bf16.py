@@ -59,14 +59,24 @@ def native_bf16() -> bool | None:
     return bool(flags & NATIVE_FLAGS) and kernels_use_bf16()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")), None)
+    return model or platform.processor() or platform.machine()
+
+
+def fast_path_flags() -> list[str]:
+    """The CPU flags that decide which kernels torch runs here (vector width, bf16, AMX), sorted."""
+    return sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "bf16", "sve"})
+
+
 def describe_cpu() -> str:
     """One line for benchmark reports: the CPU, the flags that decide its fast paths, and what torch makes of them."""
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")), None)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "bf16", "sve"})
+    flags = fast_path_flags()
     caps = [f"{name}={os.environ[name]}" for name in CAPPING_VARIABLES if name in os.environ]
     native = {True: "native", False: "emulated", None: "unknown"}[native_bf16()]
     return (
-        f"CPU: {model or platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; flags: "
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; flags: "
         f"{' '.join(flags) or 'unknown'}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
         f"{' (' + ', '.join(caps) + ')' if caps else ''}; bf16 {native}"
     )

@@ -16,9 +16,9 @@ Three steps, each usable alone:
 :func:`measure` runs 2 and 3 for one photo and the net's output of it; it reports the objective at the listed counts
 and interpolates the equivalent iterations between consecutive iterations (every one is recorded).
 
-The L-BFGS curve depends only on the criterion, the photo and the start, not on the net, so checkpoints of one run
-(or fine-tunes on the same criterion) can share it: with ``cache=`` a curve is stored under :func:`curve_key` and
-reused, which turns minutes of L-BFGS per photo into one forward pass.
+The L-BFGS curve depends on the criterion, the photo, the start and the :func:`machine`, not on the net, so
+checkpoints of one run (or fine-tunes on the same criterion) measured on one machine can share it: with ``cache=`` a
+curve is stored under :func:`curve_key` and reused, which turns minutes of L-BFGS per photo into one forward pass.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from perceptual.checkpoints import CheckpointMetadata, checkpoint_metadata
-from perceptual.data.sample import resolve_image
+from perceptual.cpu_bf16 import cpu_model, fast_path_flags
+from perceptual.data.sample import BUILTIN_IMAGES, resolve_image
 from perceptual.errors import DataError
 from perceptual.losses.builder import build_criterion
 from perceptual.losses.criterion import PerceptualCriterion
+from perceptual.lossnet.compact import remake
+from perceptual.lossnet.weights import WeightsKind, WeightsSource
 from perceptual.optimization.pixel import Init, initial_image, optimize_image
 
 DEFAULT_ITERATIONS = (25, 50, 100, 200, 400)
@@ -49,8 +52,12 @@ RUN_CONFIG = "no run config (loss terms, weights, layers, style size)"
 RETRAIN_HINT = "retrain it with src/train.py, whose checkpoints record all of it"
 
 
-def _loss_net_config(cfg: DictConfig, recorded: Mapping[str, Any] | None, source: str) -> DictConfig:
-    """The run's ``loss_net`` with the weights source the run resolved it to (``auto`` names none)."""
+def _loss_net_config(
+    cfg: DictConfig, recorded: Mapping[str, Any] | None, source: str, weights: str | None = None
+) -> DictConfig:
+    """The run's ``loss_net`` with the weights source the run resolved it to (``auto`` names none), or ``weights``
+    in its place. A recorded weights file that is not on this machine is remade when it is a compact copy
+    (:mod:`perceptual.lossnet.compact`); the caller checks it against the recorded SHA-256 either way."""
     loss_net = cfg.loss_net.copy()
     if recorded is not None:
         if recorded.get("arch") not in (None, loss_net.get("arch")):
@@ -59,7 +66,25 @@ def _loss_net_config(cfg: DictConfig, recorded: Mapping[str, Any] | None, source
                 f"{recorded['arch']}: the checkpoint is inconsistent; {RETRAIN_HINT}"
             )
         loss_net.weights = recorded.get("weights", loss_net.get("weights"))
+    if weights is not None:
+        loss_net.weights = weights
+    elif recorded is not None and WeightsSource.from_record(recorded).kind is WeightsKind.FILE:
+        loss_net.weights = str(_weights_file_here(Path(loss_net.weights), recorded.get("sha256"), source))
     return loss_net
+
+
+def _weights_file_here(path: Path, sha256: str | None, source: str) -> Path:
+    """``path``, or where it is missing here, the same file remade (compact copies only)."""
+    if path.is_file():
+        return path
+    remade = remake(path, sha256) if sha256 else None
+    if remade is None:
+        digest = f" (SHA-256 {sha256[:12]}...)" if sha256 else ""
+        raise DataError(
+            f"{source} was trained with loss_net.weights={path}{digest}, which is not on this machine; pass a "
+            "copy of that file (parity.py --loss-net-weights FILE)"
+        )
+    return remade
 
 
 def _missing(metadata: CheckpointMetadata, cfg: DictConfig, style: str | None) -> list[str]:
@@ -76,7 +101,11 @@ def _missing(metadata: CheckpointMetadata, cfg: DictConfig, style: str | None) -
 
 
 def rebuild_criterion(
-    checkpoint: Mapping[str, Any], bank: int | None = None, style: str | None = None, source: str = "checkpoint"
+    checkpoint: Mapping[str, Any],
+    bank: int | None = None,
+    style: str | None = None,
+    source: str = "checkpoint",
+    loss_net_weights: str | None = None,
 ) -> PerceptualCriterion:
     """The criterion ``checkpoint``'s net was trained with, its style statistics set (one style: the net's, or the
     style of StyleBank bank ``bank``).
@@ -89,6 +118,8 @@ def rebuild_criterion(
         style: the style image to use instead of the recorded path (the same image, where that path does not resolve
             here); resized to the run's ``task.style_size`` like the recorded one.
         source: the checkpoint's name in error messages.
+        loss_net_weights: the loss network's weights file to use instead of the recorded path (a copy of the same
+            file, where that path does not resolve here); its SHA-256 must be the recorded one.
     """
     metadata = checkpoint_metadata(checkpoint)
     if metadata.task not in STYLE_TASKS:
@@ -107,7 +138,12 @@ def rebuild_criterion(
         if not 0 <= (bank or 0) < len(metadata.styles):
             raise DataError(f"bank={bank} is out of range: {source} has banks 0..{len(metadata.styles) - 1}")
         style = metadata.styles[bank or 0]
-    loss_net = _loss_net_config(cfg, metadata.loss_net, source)
+        if style not in BUILTIN_IMAGES and not Path(style).is_file():
+            raise DataError(
+                f"{source} was trained on the style image {style}, which is not on this machine; pass the same "
+                "image (parity.py --style FILE)"
+            )
+    loss_net = _loss_net_config(cfg, metadata.loss_net, source, loss_net_weights)
     criterion = build_criterion(cfg.loss, loss_net)
     recorded_sha = (metadata.loss_net or {}).get("sha256")
     if criterion.loss_net is not None and recorded_sha and criterion.loss_net.source.sha256 != recorded_sha:
@@ -152,17 +188,29 @@ class LbfgsCurve:
         return self.losses[iterations - 1] if iterations else self.initial
 
 
+def machine(device: torch.device) -> str:
+    """What an L-BFGS curve depends on besides its inputs: the processor, the kernels torch picks for it and the
+    thread count (fp32 iterates drift apart with each machine's rounding, so curves differ between machines by a few
+    per cent at 30-50 iterations; experiments/style_quality/README.md, "Parity across CPUs")."""
+    if device.type == "cuda":
+        processor = torch.cuda.get_device_name(device)
+    else:
+        flags = " ".join(fast_path_flags()) or "unknown flags"
+        processor = f"{cpu_model()} ({flags}; {torch.get_num_threads()} threads)"
+    return f"{processor}, torch {torch.__version__}"
+
+
 @torch.no_grad()
 def curve_key(criterion: PerceptualCriterion, photo: Tensor, start: Tensor, steps: int) -> str:
-    """Names one L-BFGS run: the photo's and the start's pixels, the step count, the device type, and the criterion
-    by each term's value at the start. The criterion is fingerprinted by what it computes rather than by its config,
-    so any change of a weight, layer, style image or loss-network weight gives a new key."""
+    """Names one L-BFGS run: the photo's and the start's pixels, the step count, the :func:`machine`, and the
+    criterion by each term's value at the start. The criterion is fingerprinted by what it computes rather than by
+    its config, so any change of a weight, layer, style image or loss-network weight gives a new key."""
     terms = criterion(start, target=photo).terms
     digest = hashlib.sha256()
     for image in (photo, start):
         digest.update(image.detach().float().cpu().numpy().tobytes())
     values = sorted((name, value.item()) for name, value in terms.items())
-    digest.update(repr((steps, photo.device.type, values)).encode())
+    digest.update(repr((steps, machine(photo.device), values)).encode())
     return digest.hexdigest()[:20]
 
 
@@ -230,25 +278,46 @@ class PhotoParity:
     cached: bool = False
 
 
+def mean_curve(curves: Sequence[LbfgsCurve]) -> LbfgsCurve:
+    """The geometric mean of L-BFGS curves from several starts, iteration by iteration (the image: the first run's).
+
+    One run's curve carries the noise of its start: on the zoo's nets near 35 iterations, the equivalent iterations
+    of one photo move by about two between noise seeds, as much as between machines. The mean of a few starts is a
+    steadier yardstick."""
+    if not curves:
+        raise ValueError("mean_curve needs at least one curve")
+
+    def geometric_mean(values: Sequence[float]) -> float:
+        return math.exp(statistics.fmean(math.log(max(value, 1e-300)) for value in values))
+
+    losses = [geometric_mean(values) for values in zip(*(curve.losses for curve in curves), strict=True)]
+    initial = geometric_mean([curve.initial for curve in curves])
+    return LbfgsCurve(initial, losses, curves[0].image, cached=all(curve.cached for curve in curves))
+
+
 def measure(
     criterion: PerceptualCriterion,
     photo: Tensor,
     output: Tensor,
     counts: Sequence[int] = DEFAULT_ITERATIONS,
     init: Init = "noise",
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     name: str = "photo",
     cache: Path | None = None,
 ) -> PhotoParity:
     """Parity of the net's ``output`` for ``photo`` (both [1,3,H,W] on the criterion's device): L-BFGS for the
-    largest of ``counts`` iterations (or its curve from ``cache``), the objective at each count, and the equivalent
-    iterations interpolated between consecutive iterations of the whole curve (finer than between the listed
-    counts)."""
+    largest of ``counts`` iterations from the noise of each of ``seeds`` (one run from the photo for ``init=
+    "content"``; curves from ``cache`` where stored), the objective of their :func:`mean_curve` at each count, and
+    the equivalent iterations interpolated between consecutive iterations of that curve (finer than between the
+    listed counts)."""
     counts = sorted(set(counts))
     if not counts or counts[0] < 1:
         raise DataError(f"iteration counts {counts} must be positive integers, e.g. 25,50,100,200,400")
+    if not seeds:
+        raise DataError("give at least one seed for the noise start, e.g. seeds=[0]")
     feed_forward = objective(criterion, output, photo)
-    curve = lbfgs_curve(criterion, photo, counts[-1], init, seed, cache)
+    starts = seeds if init == "noise" else seeds[:1]  # the photo is the same start whatever the seed
+    curve = mean_curve([lbfgs_curve(criterion, photo, counts[-1], init, seed, cache) for seed in starts])
     at = {count: curve.at(count) for count in counts}
     every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
     iterations = equivalent_iterations(every, curve.losses, feed_forward, curve.initial)
