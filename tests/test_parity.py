@@ -148,6 +148,9 @@ def test_measure_averages_the_curves_of_several_noise_starts() -> None:
     assert runs[0].losses != runs[1].losses  # the starts differ, and so do their curves
     result = measure(criterion, photo, output, counts=[4], seeds=[0, 1])
     assert result.curve == pytest.approx(mean_curve(runs).losses, rel=1e-4)
+    every = range(1, 5)
+    alone = [equivalent_iterations(every, run.losses, result.feed_forward, run.initial) for run in runs]
+    assert result.per_start == pytest.approx(alone, rel=1e-3)
     from_photo = measure(criterion, photo, output, counts=[4], init="content", seeds=[0, 1])
     assert from_photo.curve == measure(criterion, photo, output, counts=[4], init="content").curve
     with pytest.raises(DataError, match="at least one seed"):
@@ -273,6 +276,7 @@ def test_parity_script_ends_with_the_summary_line(
     assert float(match[3]) == pytest.approx(float(rows[-1]["lbfgs100"]), rel=1e-3)
     assert match[1] == rows[-1]["iterations"] and rows[0]["init"] == "noise" and rows[0]["seeds"] == "0,1"
     assert "L-BFGS from noise (seeds 0,1: the geometric mean of their curves)" in lines[0]
+    assert all(len(row["per_start"].split(";")) == 2 for row in rows)
     assert {row["machine"] for row in rows} == {machine(torch.device("cpu"))} and "torch" in rows[0]["machine"]
     assert any(line.startswith(f"L-BFGS curves on {rows[0]['machine']} ") for line in lines)
     assert (out / "parity.png").is_file() and (out / f"{photos[0].stem}_net.png").is_file()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -89,19 +90,26 @@ def start_text(init: str, seeds: Sequence[int]) -> str:
     return f"noise (seeds {','.join(map(str, seeds))}: the geometric mean of their curves)"
 
 
+def per_start_medians(results: Sequence[PhotoParity]) -> list[float]:
+    """For each start, the median over the photos of the equivalent iterations against that start's curve alone."""
+    return [median(values) for values in zip(*(r.per_start for r in results), strict=True)]
+
+
 def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], start: Sequence[str]) -> None:
     """One row per photo and one of medians; ``start`` is (init, seeds, machine), the same on every row."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         values = ["feed_forward", "initial", *(f"lbfgs{k}" for k in counts), "iterations"]
-        writer.writerow(["photo", *values, "init", "seeds", "machine"])
+        writer.writerow(["photo", *values, "per_start", "init", "seeds", "machine"])
         for r in results:
             values = [r.feed_forward, r.initial, *(r.lbfgs[k] for k in counts)]
-            writer.writerow([r.name, *(f"{v:.6g}" for v in values), format_iterations(r.iterations, counts), *start])
+            iterations = [format_iterations(value, counts) for value in (r.iterations, *r.per_start)]
+            writer.writerow([r.name, *(f"{v:.6g}" for v in values), iterations[0], ";".join(iterations[1:]), *start])
         medians = [median([getattr(r, key) for r in results]) for key in ("feed_forward", "initial")]
         medians += [median([r.lbfgs[k] for r in results]) for k in counts]
-        iterations = format_iterations(median([r.iterations for r in results]), counts)
-        writer.writerow(["median", *(f"{v:.6g}" for v in medians), iterations, *start])
+        iterations = [median([r.iterations for r in results]), *per_start_medians(results)]
+        iterations = [format_iterations(value, counts) for value in iterations]
+        writer.writerow(["median", *(f"{v:.6g}" for v in medians), iterations[0], ";".join(iterations[1:]), *start])
 
 
 def plot(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], title: str) -> None:
@@ -119,7 +127,8 @@ def plot(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], titl
         axis.axhline(r.feed_forward, linestyle="--", color=colour, label=label)
         if 0 < r.iterations < math.inf:
             axis.axvline(r.iterations, linestyle=":", color=colour)
-    axis.set(title=title, xlabel="L-BFGS iteration", ylabel="objective (net's training criterion)", yscale="log")
+    axis.set(xlabel="L-BFGS iteration", ylabel="objective (net's training criterion)", yscale="log")
+    axis.set_title(textwrap.fill(title, 80), fontsize=9)
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -179,8 +188,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         start = start_text(args.init, args.seeds)
         print(f"{name}: L-BFGS from {start}, {max(counts)} iterations, photos at {args.size} px shorter side")
         print(f"L-BFGS curves on {curves_from} (they differ a little between machines)")
-        print(f"| photo | size | net | {' | '.join(f'L-BFGS {k}' for k in counts)} | equivalent iterations |")
-        print(f"|---|---|---|{'---|' * len(counts)}---|")
+        several = args.init == "noise" and len(args.seeds) > 1
+        columns = ["photo", "size", "net", *(f"L-BFGS {k}" for k in counts), "equivalent iterations"]
+        columns += ["each start's curve"] if several else []
+        print(f"| {' | '.join(columns)} |")
+        print(f"|{'---|' * len(columns)}")
         results = []
         for path in paths:
             photo = prepare_photo(load_image(path), args.size, net.capabilities.stride).to(runner.device)
@@ -191,12 +203,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             size = "x".join(map(str, photo.shape[-2:]))
             values = " | ".join(f"{result.lbfgs[k]:.4g}" for k in counts)
             iterations = format_iterations(result.iterations, counts) + (" (stored curve)" if result.cached else "")
+            if several:
+                iterations += " | " + " / ".join(format_iterations(value, counts) for value in result.per_start)
             print(f"| {path.stem} | {size} | {result.feed_forward:.4g} | {values} | {iterations} |", flush=True)
             save_image(output[0].cpu(), out / f"{path.stem}_net.png")
             save_image(result.lbfgs_image[0].cpu(), out / f"{path.stem}_lbfgs{max(counts)}.png")
         values = " | ".join(f"{median([r.lbfgs[k] for r in results]):.4g}" for k in counts)
         iterations = format_iterations(median([r.iterations for r in results]), counts)
         feed_forward = median([r.feed_forward for r in results])
+        if several:
+            iterations += " | " + " / ".join(format_iterations(value, counts) for value in per_start_medians(results))
         print(f"| median | | {feed_forward:.4g} | {values} | {iterations} |")
         out.mkdir(parents=True, exist_ok=True)
         seeds = ",".join(map(str, args.seeds if args.init == "noise" else args.seeds[:1]))

@@ -266,7 +266,9 @@ def format_iterations(value: float, counts: Sequence[int]) -> str:
 
 @dataclass
 class PhotoParity:
-    """Parity on one photo: the net's objective, the L-BFGS objective at each listed count, the equivalent count."""
+    """Parity on one photo: the net's objective, the L-BFGS objective at each listed count, the equivalent count
+    (against the mean curve of the starts) and the equivalent count against each start's own curve (``per_start``:
+    how much the figure would move with one start)."""
 
     name: str
     feed_forward: float
@@ -276,6 +278,7 @@ class PhotoParity:
     curve: list[float] = field(repr=False, default_factory=list)
     lbfgs_image: Tensor | None = field(repr=False, default=None)
     cached: bool = False
+    per_start: list[float] = field(default_factory=list)
 
 
 def mean_curve(curves: Sequence[LbfgsCurve]) -> LbfgsCurve:
@@ -317,11 +320,15 @@ def measure(
         raise DataError("give at least one seed for the noise start, e.g. seeds=[0]")
     feed_forward = objective(criterion, output, photo)
     starts = seeds if init == "noise" else seeds[:1]  # the photo is the same start whatever the seed
-    curve = mean_curve([lbfgs_curve(criterion, photo, counts[-1], init, seed, cache) for seed in starts])
+    curves = [lbfgs_curve(criterion, photo, counts[-1], init, seed, cache) for seed in starts]
+    curve = mean_curve(curves)
     at = {count: curve.at(count) for count in counts}
     every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
     iterations = equivalent_iterations(every, curve.losses, feed_forward, curve.initial)
-    return PhotoParity(name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image, curve.cached)
+    per_start = [equivalent_iterations(every, run.losses, feed_forward, run.initial) for run in curves]
+    return PhotoParity(
+        name, feed_forward, curve.initial, at, iterations, curve.losses, curve.image, curve.cached, per_start
+    )
 
 
 def median(values: Sequence[float]) -> float:
