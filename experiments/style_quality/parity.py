@@ -84,15 +84,22 @@ def run_name(ckpt: str, bank: int | None) -> str:
 
 
 def start_text(init: str, seeds: Sequence[int]) -> str:
-    """The L-BFGS start as the table and the plot name it."""
-    if init == "content" or len(seeds) == 1:
-        return init if init == "content" else f"noise (seed {seeds[0]})"
+    """The L-BFGS start as the table and the plot name it (``seeds``: the starts that run, see :func:`main`)."""
+    if init == "content":
+        return init
+    if len(seeds) == 1:
+        return f"noise (seed {seeds[0]})"
     return f"noise (seeds {','.join(map(str, seeds))}: the geometric mean of their curves)"
 
 
 def per_start_medians(results: Sequence[PhotoParity]) -> list[float]:
     """For each start, the median over the photos of the equivalent iterations against that start's curve alone."""
     return [median(values) for values in zip(*(r.per_start for r in results), strict=True)]
+
+
+def format_starts(values: Sequence[float], counts: Sequence[int], separator: str) -> str:
+    """Equivalent iterations of each start, joined (`` / `` in the table, ``;`` in the CSV)."""
+    return separator.join(format_iterations(value, counts) for value in values)
 
 
 def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], start: Sequence[str]) -> None:
@@ -103,13 +110,13 @@ def write_csv(path: Path, results: Sequence[PhotoParity], counts: Sequence[int],
         writer.writerow(["photo", *values, "per_start", "init", "seeds", "machine"])
         for r in results:
             values = [r.feed_forward, r.initial, *(r.lbfgs[k] for k in counts)]
-            iterations = [format_iterations(value, counts) for value in (r.iterations, *r.per_start)]
-            writer.writerow([r.name, *(f"{v:.6g}" for v in values), iterations[0], ";".join(iterations[1:]), *start])
+            iterations = [format_iterations(r.iterations, counts), format_starts(r.per_start, counts, ";")]
+            writer.writerow([r.name, *(f"{v:.6g}" for v in values), *iterations, *start])
         medians = [median([getattr(r, key) for r in results]) for key in ("feed_forward", "initial")]
         medians += [median([r.lbfgs[k] for r in results]) for k in counts]
-        iterations = [median([r.iterations for r in results]), *per_start_medians(results)]
-        iterations = [format_iterations(value, counts) for value in iterations]
-        writer.writerow(["median", *(f"{v:.6g}" for v in medians), iterations[0], ";".join(iterations[1:]), *start])
+        iterations = [format_iterations(median([r.iterations for r in results]), counts)]
+        iterations.append(format_starts(per_start_medians(results), counts, ";"))
+        writer.writerow(["median", *(f"{v:.6g}" for v in medians), *iterations, *start])
 
 
 def plot(path: Path, results: Sequence[PhotoParity], counts: Sequence[int], title: str) -> None:
@@ -185,10 +192,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise DataError(f"no images in {', '.join(map(str, args.photos))}; pass --photos <folder or files>")
         counts = args.iterations
         curves_from = machine(runner.device)
-        start = start_text(args.init, args.seeds)
+        seeds = args.seeds if args.init == "noise" else args.seeds[:1]  # the photo is one start whatever the seed
+        several = len(seeds) > 1
+        start = start_text(args.init, seeds)
         print(f"{name}: L-BFGS from {start}, {max(counts)} iterations, photos at {args.size} px shorter side")
         print(f"L-BFGS curves on {curves_from} (they differ a little between machines)")
-        several = args.init == "noise" and len(args.seeds) > 1
         columns = ["photo", "size", "net", *(f"L-BFGS {k}" for k in counts), "equivalent iterations"]
         columns += ["each start's curve"] if several else []
         print(f"| {' | '.join(columns)} |")
@@ -198,13 +206,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             photo = prepare_photo(load_image(path), args.size, net.capabilities.stride).to(runner.device)
             output = stylise(photo).to(runner.device)
             cache = None if args.no_cache else args.cache
-            result = measure(criterion, photo, output, counts, args.init, args.seeds, path.stem, cache)
+            result = measure(criterion, photo, output, counts, args.init, seeds, path.stem, cache)
             results.append(result)
             size = "x".join(map(str, photo.shape[-2:]))
             values = " | ".join(f"{result.lbfgs[k]:.4g}" for k in counts)
             iterations = format_iterations(result.iterations, counts) + (" (stored curve)" if result.cached else "")
             if several:
-                iterations += " | " + " / ".join(format_iterations(value, counts) for value in result.per_start)
+                iterations += " | " + format_starts(result.per_start, counts, " / ")
             print(f"| {path.stem} | {size} | {result.feed_forward:.4g} | {values} | {iterations} |", flush=True)
             save_image(output[0].cpu(), out / f"{path.stem}_net.png")
             save_image(result.lbfgs_image[0].cpu(), out / f"{path.stem}_lbfgs{max(counts)}.png")
@@ -212,11 +220,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         iterations = format_iterations(median([r.iterations for r in results]), counts)
         feed_forward = median([r.feed_forward for r in results])
         if several:
-            iterations += " | " + " / ".join(format_iterations(value, counts) for value in per_start_medians(results))
+            iterations += " | " + format_starts(per_start_medians(results), counts, " / ")
         print(f"| median | | {feed_forward:.4g} | {values} | {iterations} |")
         out.mkdir(parents=True, exist_ok=True)
-        seeds = ",".join(map(str, args.seeds if args.init == "noise" else args.seeds[:1]))
-        write_csv(out / "parity.csv", results, counts, (args.init, seeds, curves_from))
+        write_csv(out / "parity.csv", results, counts, (args.init, ",".join(map(str, seeds)), curves_from))
         plot(out / "parity.png", results, counts, f"{name}: L-BFGS from {start} vs the net")
         print(f"wrote {out / 'parity.csv'} and {out / 'parity.png'}")
     print(summary_line(name, results, counts))

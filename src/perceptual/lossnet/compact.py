@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from perceptual.errors import ConfigError
 from perceptual.lossnet.hed import sha256_of
 from perceptual.lossnet.vgg import LossNetwork
 
@@ -29,7 +30,7 @@ def compact_name(source: str, arch: str = "vgg16", layer: str = "relu4_3") -> st
     """The file name a compact copy goes by, e.g. ``vgg16_hed_relu4_3.pth``."""
     name = f"{arch}_{source}_{layer}.pth"
     if not COMPACT_NAME.fullmatch(name):
-        raise ValueError(f"no compact copy of {source} {arch} up to {layer}: give hed, imagenet or random, reluN_M")
+        raise ConfigError(f"no compact copy of {source} {arch} up to {layer}: give hed, imagenet or random, reluN_M")
     return name
 
 
@@ -51,7 +52,8 @@ def remake(recorded: Path, sha256: str) -> Path | None:
         return None
     folder = Path(torch.hub.get_dir()) / "checkpoints" / "compact"
     path = folder / recorded.name
-    if not (path.is_file() and sha256_of(path) == sha256):
-        log.info("remaking %s from loss_net.weights=%s", recorded.name, match["source"])
-        path = write_compact(folder, match["source"], match["arch"], match["layer"])
+    if path.is_file() and sha256_of(path) == sha256:  # remade before
+        return path
+    log.info("remaking %s from loss_net.weights=%s", recorded.name, match["source"])
+    path = write_compact(folder, match["source"], match["arch"], match["layer"])
     return path if sha256_of(path) == sha256 else None
