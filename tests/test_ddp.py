@@ -8,6 +8,8 @@ the mean.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import write_images
-from perceptual.callbacks import AtomicCheckpointIO, RandomState
+from perceptual.callbacks import AtomicCheckpointIO, ProcessGroupTeardown, RandomState
 from perceptual.data.resumable import EpochSampler
 from perceptual.data.sample import SampleDataModule
 from perceptual.data.sr import SRBenchmark, SRDegradation
@@ -54,6 +56,7 @@ def validate(bench: Path, **trainer_options: object) -> dict[str, float]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[ProcessGroupTeardown()],
         **trainer_options,
     )
     trainer.validate(make_task(), datamodule=make_data(bench))
@@ -88,7 +91,7 @@ def test_ddp_training_shards_the_resumable_loader_and_returns_the_weights(tmp_pa
         enable_progress_bar=False,
         enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],
-        callbacks=[RandomState()],
+        callbacks=[RandomState(), ProcessGroupTeardown()],
     )
     trainer.fit(task, datamodule=make_data(tmp_path))  # set up in each process: its transforms do not pickle
     assert any(not torch.equal(before[name], value) for name, value in task.state_dict().items())
@@ -97,3 +100,26 @@ def test_ddp_training_shards_the_resumable_loader_and_returns_the_weights(tmp_pa
     shards = [EpochSampler(data.train_set, seed=0, num_replicas=2, rank=rank) for rank in (0, 1)]
     first, second = ({index for index, _ in shard} for shard in shards)
     assert not first & second and len(first | second) == len(data.train_set)
+
+
+EXIT_PROBE = """
+import atexit
+import torch.distributed as dist
+from perceptual.callbacks import ProcessGroupTeardown
+
+atexit.register(lambda: print("initialised at exit:", dist.is_initialized()))  # registered first: runs last
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+if {teardown}:
+    for _ in range(2):  # a second fit in the same process registers nothing more
+        ProcessGroupTeardown().setup(None, None, "fit")
+"""
+
+
+@pytest.mark.parametrize("teardown", [True, False])
+def test_gloo_process_group_is_destroyed_before_the_interpreter_shuts_down(teardown: bool) -> None:
+    """Left to the interpreter's finalisation, a gloo group can abort a finished process (SIGABRT); the callback
+    destroys it from an exit handler, while Python is still whole. Without it the group is still alive there."""
+    probe = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE.format(teardown=teardown)], capture_output=True, text=True, check=True
+    )
+    assert probe.stdout.strip() == f"initialised at exit: {not teardown}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import random
@@ -127,6 +128,26 @@ class DivergenceGuard(pl.Callback):
     ) -> None:
         if not all(bool(torch.isfinite(p.detach()).all()) for p in pl_module.parameters()):
             raise TrainingDivergedError(_diverged_message(trainer, "a weight"))
+
+
+class ProcessGroupTeardown(pl.Callback):
+    """Destroys a gloo process group (CPU data parallel, ``trainer=ddp_cpu``) before the interpreter shuts down.
+
+    Why: Lightning does this at exit for NCCL only. A gloo group left to the interpreter's finalisation can abort a
+    finished process ("terminate called without an active exception", SIGABRT: gloo's worker threads still hold
+    tensors when Python is torn down; pytorch/pytorch#190489), which fails a run or a test after its work is done.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        distributed = torch.distributed
+        if distributed.is_available() and distributed.is_initialized() and distributed.get_backend() == "gloo":
+            atexit.unregister(_destroy_process_group)  # once per process, however many fits it runs
+            atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _diverged_message(trainer: pl.Trainer, what: str) -> str:

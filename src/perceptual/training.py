@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
-from perceptual.callbacks import AtomicCheckpointIO, DivergenceGuard, RandomState
+from perceptual.callbacks import AtomicCheckpointIO, DivergenceGuard, ProcessGroupTeardown, RandomState
 from perceptual.checkpoints import UnsafeCheckpointError, load_file
 from perceptual.config_types import check_types
 from perceptual.cpu_bf16 import warn_if_emulated
@@ -256,6 +256,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RandomState())  # not a config choice: resuming must not change the result
     callbacks.append(DivergenceGuard())  # nor is keeping NaN weights
+    callbacks.append(ProcessGroupTeardown())  # nor is a clean exit of data-parallel processes
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     strategy = ddp_strategy(cfg.trainer.get("strategy", "auto"), task)
     trainer: pl.Trainer = instantiate(
