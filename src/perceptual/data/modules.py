@@ -22,6 +22,7 @@ from torchvision.transforms import v2
 from perceptual.data.batch import IMAGE_KEY, STYLE_INDEX_KEY
 from perceptual.data.images import ImageFileDataset, collate_skipping, require_images
 from perceptual.data.resumable import EpochSampler, ResumableLoader
+from perceptual.errors import ConfigError
 from perceptual.imaging.io import list_images
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ class ImageDataModule(pl.LightningDataModule):
     Args:
         batch_size: training batch size (4 in Johnson et al.).
         image_size: side of the square training crops (256 style, 288 SR).
-        resize: resize the shorter side to ``image_size`` before cropping (style transfer);
-            ``False`` crops at native resolution (SR patches), upscaling only too-small images.
+        resize: ``True`` resizes the shorter side to ``image_size`` before cropping (style transfer); a number of
+            px resizes it to that instead, so smaller crops keep the scale of larger ones (``image_size=128
+            resize=256``: a quarter of the pixels per step, the content at the scale 256 px crops see; validation
+            crops larger than it come from photos resized to their own size); ``False`` crops at native
+            resolution (SR patches), upscaling only too-small images.
         val_image_size: side of the validation crops (default ``image_size``); larger crops make
             more telling sample images at little cost, since validation runs no backward pass.
         num_workers: DataLoader workers per process; ``auto``: :func:`default_num_workers`.
@@ -95,7 +99,7 @@ class ImageDataModule(pl.LightningDataModule):
         batch_size: int = 4,
         image_size: int = 256,
         val_image_size: int | None = None,
-        resize: bool = True,
+        resize: bool | int = True,
         num_workers: int | Literal["auto"] = "auto",
         val_batch_size: int | None = None,
         make_sample: SampleMaker | None = None,
@@ -104,6 +108,11 @@ class ImageDataModule(pl.LightningDataModule):
         val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
         super().__init__()
+        if resize is not True and resize is not False and resize < image_size:
+            raise ConfigError(
+                f"data.resize={resize} is smaller than data.image_size={image_size}: the crop would not fit; "
+                f"set data.resize >= {image_size}, or true"
+            )
         self.batch_size = batch_size
         self.image_size = image_size
         self.val_image_size = val_image_size or image_size
@@ -119,7 +128,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _crop(self, train: bool) -> v2.Transform:
         size = self.image_size if train else self.val_image_size
-        first = v2.Resize(size, antialias=True) if self.resize else EnsureMinSize(size)
+        if self.resize is False:
+            first: v2.Transform = EnsureMinSize(size)
+        else:
+            first = v2.Resize(size if self.resize is True else max(self.resize, size), antialias=True)
         crop = v2.RandomCrop(size) if train else v2.CenterCrop(size)
         return v2.Compose([first, crop])
 
