@@ -37,6 +37,7 @@ from perceptual.evaluation.parity import (
     median,
     prepare_photo,
     rebuild_criterion,
+    starts,
     summary_line,
 )
 from perceptual.imaging.io import list_images, load_image, save_image
@@ -84,7 +85,7 @@ def run_name(ckpt: str, bank: int | None) -> str:
 
 
 def start_text(init: str, seeds: Sequence[int]) -> str:
-    """The L-BFGS start as the table and the plot name it (``seeds``: the starts that run, see :func:`main`)."""
+    """The L-BFGS start as the table and the plot name it (``seeds``: the starts that run, from ``starts``)."""
     if init == "content":
         return init
     if len(seeds) == 1:
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise DataError(f"no images in {', '.join(map(str, args.photos))}; pass --photos <folder or files>")
         counts = args.iterations
         curves_from = machine(runner.device)
-        seeds = args.seeds if args.init == "noise" else args.seeds[:1]  # the photo is one start whatever the seed
+        seeds = starts(args.init, args.seeds)
         several = len(seeds) > 1
         start = start_text(args.init, seeds)
         print(f"{name}: L-BFGS from {start}, {max(counts)} iterations, photos at {args.size} px shorter side")

@@ -87,7 +87,6 @@ def main() -> None:
     parser.add_argument("--report-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_grad_enabled(True)
     photos = held_out_photos(args.held_out, args.size)
     print(f"{len(photos)} held-out photos at {args.size} px (short side); {args.crop} px crops, batch {args.batch}")
     shipped, _ = load_net("zoo:stylebank")

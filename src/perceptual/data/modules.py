@@ -108,7 +108,7 @@ class ImageDataModule(pl.LightningDataModule):
         val_sets: Mapping[str, Dataset] | None = None,
     ) -> None:
         super().__init__()
-        if resize is not True and resize is not False and resize < image_size:
+        if not isinstance(resize, bool) and resize < image_size:
             raise ConfigError(
                 f"data.resize={resize} is smaller than data.image_size={image_size}: the crop would not fit; "
                 f"set data.resize >= {image_size}, or true"

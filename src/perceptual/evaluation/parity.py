@@ -298,6 +298,12 @@ def mean_curve(curves: Sequence[LbfgsCurve]) -> LbfgsCurve:
     return LbfgsCurve(initial, losses, curves[0].image, cached=all(curve.cached for curve in curves))
 
 
+def starts(init: Init, seeds: Sequence[int]) -> list[int]:
+    """The seeds whose L-BFGS runs count: every one from noise, the first only from the photo (the same start
+    whatever the seed)."""
+    return list(seeds if init == "noise" else seeds[:1])
+
+
 def measure(
     criterion: PerceptualCriterion,
     photo: Tensor,
@@ -319,8 +325,7 @@ def measure(
     if not seeds:
         raise DataError("give at least one seed for the noise start, e.g. seeds=[0]")
     feed_forward = objective(criterion, output, photo)
-    starts = seeds if init == "noise" else seeds[:1]  # the photo is the same start whatever the seed
-    curves = [lbfgs_curve(criterion, photo, counts[-1], init, seed, cache) for seed in starts]
+    curves = [lbfgs_curve(criterion, photo, counts[-1], init, seed, cache) for seed in starts(init, seeds)]
     curve = mean_curve(curves)
     at = {count: curve.at(count) for count in counts}
     every = range(1, counts[-1] + 1)  # every iteration is recorded: interpolate between consecutive ones
